@@ -1,0 +1,1 @@
+//! Shared workload code for Concord's benchmarks (see `benches/README.md`).

@@ -1,0 +1,1 @@
+//! Example programs for Concord; see the binaries in `src/bin/`.

@@ -1,0 +1,379 @@
+//! Running a transaction: the attempt loop, blocking and async waiting, nesting.
+
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::contention::{self, backoff};
+use crate::error::{Abort, AbortRepr, Control, Kind, Stm, StmResult};
+use crate::sync::{global, Mutex};
+use crate::tx::{with_context, Conflict, Hook, Transaction, TxInner};
+use crate::wait::Registration;
+
+global! {
+    /// Held by the one transaction running in serial (irrevocable) mode (INV-SERIAL).
+    static SERIAL: Mutex<()> = Mutex::new(());
+}
+
+/// The unwinding payload a nested transaction uses to end the enclosing attempt (a retry or
+/// a conflict cannot be returned through `atomically`'s plain `R`).
+struct NestedSignal;
+
+/// How an attempt loop ended.
+enum Step<R, C> {
+    /// Committed with this value, or a user abort with this error.
+    Done(Result<R, C>),
+    /// The body retried; sleep on this registration, then run again.
+    Wait(Registration),
+}
+
+fn run_hooks(hooks: Vec<Hook>) {
+    for h in hooks {
+        match h {
+            Hook::Commit(f) | Hook::Abort(f) | Hook::Always(f) => f(),
+        }
+    }
+}
+
+/// What the attempt loop does after one attempt.
+enum Next<R, C> {
+    Return(Step<R, C>),
+    Restart(Conflict),
+    Resume(Box<dyn std::any::Any + Send>),
+}
+
+/// Runs attempts of `f` until one commits, aborts with a user error, or retries with its
+/// reads unchanged (then returns the registration to sleep on). `waker` is `None` to wait
+/// by parking the thread.
+fn run_attempts<R, C, F>(ctx: &TxInner, f: &mut F, waker: Option<&Waker>) -> Step<R, C>
+where
+    C: Control,
+    F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
+{
+    let serial_after = contention::policy().serial_after;
+    let mut conflicts = 0_u32;
+    let mut rng = contention::Rng::new(ctx as *const TxInner as u64 ^ crate::clock::CLOCK.now());
+    loop {
+        let serial = conflicts >= serial_after;
+        let serial_guard = serial.then(|| {
+            ctx.counters.serial();
+            SERIAL.lock()
+        });
+        let (next, hooks) = attempt(ctx, f, waker, serial, conflicts);
+        // Hooks run outside serial mode: one may start a transaction of its own.
+        drop(serial_guard);
+        run_hooks(hooks);
+        match next {
+            Next::Return(step) => return step,
+            Next::Resume(payload) => panic::resume_unwind(payload),
+            Next::Restart(c) => {
+                ctx.counters.abort(c.cause, c.tvar, c.site);
+                conflicts = conflicts.saturating_add(1);
+                backoff(conflicts, &mut rng);
+            }
+        }
+    }
+}
+
+/// Runs one attempt of `f` and decides what comes next; returns the hooks to run.
+fn attempt<R, C, F>(
+    ctx: &TxInner,
+    f: &mut F,
+    waker: Option<&Waker>,
+    serial: bool,
+    conflicts: u32,
+) -> (Next<R, C>, Vec<Hook>)
+where
+    C: Control,
+    F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
+{
+    ctx.begin(serial, conflicts);
+    ctx.set_active(true);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(&mut Transaction::new(ctx))));
+    ctx.set_active(false);
+    let wait = |ctx: &TxInner| match wait_or_conflict(ctx, waker) {
+        Ok(reg) => (Next::Return(Step::Wait(reg)), ctx.discard()),
+        Err(c) => (Next::Restart(c), ctx.discard()),
+    };
+    match outcome {
+        Err(payload) if payload.is::<NestedSignal>() => match ctx.forced_outcome() {
+            Some(Err(c)) => (Next::Restart(c), ctx.discard()),
+            _ => wait(ctx),
+        },
+        Err(payload) => {
+            ctx.counters.panic();
+            (Next::Resume(payload), ctx.discard())
+        }
+        Ok(result) => match (ctx.forced_outcome(), result) {
+            (Some(Err(c)), _) => (Next::Restart(c), ctx.discard()),
+            (Some(Ok(_retry)), _) => wait(ctx),
+            (None, Ok(value)) => match ctx.commit() {
+                Ok((read_only, hooks)) => {
+                    ctx.counters.commit(read_only);
+                    (Next::Return(Step::Done(Ok(value))), hooks)
+                }
+                Err(c) => (Next::Restart(c), ctx.discard()),
+            },
+            (None, Err(e)) => match e.stm_kind() {
+                Some(Kind::Retry) => wait(ctx),
+                Some(Kind::Conflict) => unreachable!("a conflict always poisons the attempt"),
+                None => match ctx.revalidate() {
+                    Ok(()) => {
+                        ctx.counters.user_abort();
+                        (Next::Return(Step::Done(Err(e))), ctx.discard())
+                    }
+                    Err(c) => (Next::Restart(c), ctx.discard()),
+                },
+            },
+        },
+    }
+}
+
+/// The body retried: register a waiter and revalidate (still pinned, INV-WAKE). Returns the
+/// registration to sleep on (already notified if a read changed meanwhile), or the
+/// conflict if the attempt's snapshot was stale.
+fn wait_or_conflict(ctx: &TxInner, waker: Option<&Waker>) -> Result<Registration, Conflict> {
+    if ctx.read_nothing() {
+        drop(ctx.discard());
+        panic!(
+            "retry() called by a transaction that has read no TVar: nothing could ever wake it. \
+             Read the TVars whose change should wake the transaction before calling retry()"
+        );
+    }
+    ctx.revalidate()?;
+    ctx.release_serial_locks();
+    ctx.counters.retry();
+    Ok(ctx.register_wait(waker).unwrap_or_else(Registration::already_woken))
+}
+
+/// Runs `f` as one atomic transaction and returns its result.
+///
+/// Every `TVar` read inside `f` sees one consistent snapshot, even on attempts that later
+/// abort (opacity), and every write becomes visible to other threads at once, at commit, or
+/// not at all. `f` may run several times: keep it free of side effects other than `TVar`
+/// writes, or register them with [`Transaction::after_commit`].
+///
+/// If `f` calls [`retry`](crate::retry), the current thread sleeps until a `TVar` that `f`
+/// read is changed by another commit, then runs `f` again.
+///
+/// Called inside another transaction's body, `atomically` joins that transaction (closed
+/// nesting): its reads and writes become the enclosing transaction's, and a retry or
+/// conflict ends the enclosing attempt.
+///
+/// # Panics
+///
+/// If `f` panics, the attempt is discarded (nothing is published) and the panic resumes.
+/// Panics if `f` retries having read no TVar.
+///
+/// # Examples
+///
+/// ```
+/// use concord_stm::{atomically, TVar};
+///
+/// let from = TVar::new(100);
+/// let to = TVar::new(0);
+/// atomically(|tx| {
+///     let amount = 30;
+///     tx.modify(&from, |b| b - amount)?;
+///     tx.modify(&to, |b| b + amount)
+/// });
+/// assert_eq!((from.read_atomic(), to.read_atomic()), (70, 30));
+/// ```
+pub fn atomically<R>(mut f: impl FnMut(&mut Transaction<'_>) -> Stm<R>) -> R {
+    match run_blocking(&mut f) {
+        Ok(r) => r,
+        Err(e) => match e {},
+    }
+}
+
+/// Like [`atomically`], but the body may end the transaction with a user error through
+/// [`abort`](crate::abort): then nothing it wrote is committed and the error is returned.
+///
+/// # Examples
+///
+/// ```
+/// use concord_stm::{abort, atomically_or_err, TVar};
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Insufficient { missing: u64 }
+///
+/// let balance = TVar::new(10_u64);
+/// let r = atomically_or_err(|tx| {
+///     let b = tx.get(&balance)?;
+///     if b < 25 {
+///         return abort(Insufficient { missing: 25 - b });
+///     }
+///     tx.write(&balance, b - 25)?;
+///     Ok(b - 25)
+/// });
+/// assert_eq!(r, Err(Insufficient { missing: 15 }));
+/// assert_eq!(balance.read_atomic(), 10);
+/// ```
+pub fn atomically_or_err<R, E>(mut f: impl FnMut(&mut Transaction<'_>) -> StmResult<R, E>) -> Result<R, E> {
+    run_blocking(&mut f).map_err(|a| match a.0 {
+        AbortRepr::User(e) => e,
+        AbortRepr::Stm(_) => unreachable!("STM signals never leave the attempt loop"),
+    })
+}
+
+/// Internal: either `StmError` (then the `Err` is uninhabited) or `Abort<E>`.
+trait IntoUser: Control {
+    type User;
+    fn into_user(self) -> Self::User;
+}
+
+impl IntoUser for crate::StmError {
+    type User = std::convert::Infallible;
+    fn into_user(self) -> Self::User {
+        unreachable!("STM signals never leave the attempt loop")
+    }
+}
+
+impl<E> IntoUser for Abort<E> {
+    type User = Abort<E>;
+    fn into_user(self) -> Self::User {
+        self
+    }
+}
+
+fn run_blocking<R, C, F>(f: &mut F) -> Result<R, C::User>
+where
+    C: IntoUser,
+    F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
+{
+    with_context(|ctx| {
+        if ctx.is_active() {
+            return run_nested(ctx, f);
+        }
+        loop {
+            match run_attempts(ctx, f, None) {
+                Step::Done(r) => return r.map_err(C::into_user),
+                Step::Wait(reg) => {
+                    if !reg.is_notified() {
+                        reg.park();
+                    }
+                    ctx.counters.wakeup();
+                }
+            }
+        }
+    })
+}
+
+/// A nested `atomically`: runs `f` inside the enclosing attempt (closed nesting).
+fn run_nested<R, C, F>(ctx: &TxInner, f: &mut F) -> Result<R, C::User>
+where
+    C: IntoUser,
+    F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
+{
+    let mut tx = Transaction::new(ctx);
+    let scope = tx.begin_nested();
+    match f(&mut tx) {
+        Ok(r) => {
+            tx.end_nested(scope, true);
+            Ok(r)
+        }
+        Err(e) => match e.stm_kind() {
+            None => match ctx.revalidate() {
+                // A user abort of the nested transaction: undo its writes, return its error.
+                Ok(()) => {
+                    tx.end_nested(scope, false);
+                    Err(e.into_user())
+                }
+                Err(c) => {
+                    let _ = tx.poison(c);
+                    panic::resume_unwind(Box::new(NestedSignal))
+                }
+            },
+            Some(kind) => {
+                if kind == Kind::Retry {
+                    ctx.note_nested_retry();
+                }
+                panic::resume_unwind(Box::new(NestedSignal))
+            }
+        },
+    }
+}
+
+/// Runs `f` as one atomic transaction without blocking a thread: a future that completes
+/// with the result of `f`. When `f` retries, the future returns `Pending` and its waker is
+/// woken by the commit that changes a TVar `f` read. Works on any executor.
+///
+/// The body itself is synchronous (it may run several times); only the waiting is async.
+/// Dropping the future while it waits unregisters it.
+///
+/// # Examples
+///
+/// ```
+/// use concord_stm::{atomically_async, TVar};
+///
+/// let v = TVar::new(41);
+/// let fut = atomically_async(|tx| { tx.modify(&v, |x| x + 1)?; tx.get(&v) });
+/// // Any executor will do; this one is a minimal `block_on`.
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// assert_eq!(block_on(fut), 42);
+/// ```
+pub fn atomically_async<R, F>(f: F) -> Atomically<F>
+where
+    F: FnMut(&mut Transaction<'_>) -> Stm<R>,
+{
+    Atomically { f, registration: None }
+}
+
+/// The future returned by [`atomically_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Atomically<F> {
+    f: F,
+    registration: Option<Registration>,
+}
+
+impl<F> std::fmt::Debug for Atomically<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Atomically").field("waiting", &self.registration.is_some()).finish()
+    }
+}
+
+// The future never pins its fields in place: `f` is only called through `&mut`.
+impl<F> Unpin for Atomically<F> {}
+
+impl<R, F> Future for Atomically<F>
+where
+    F: FnMut(&mut Transaction<'_>) -> Stm<R>,
+{
+    type Output = R;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        let this = self.get_mut();
+        if let Some(reg) = this.registration.take() {
+            if !reg.is_notified() && reg.wakes(cx.waker()) {
+                this.registration = Some(reg);
+                return Poll::Pending;
+            }
+            // Woken (or polled with a new waker): run the transaction again.
+            drop(reg);
+        }
+        with_context(|ctx| {
+            assert!(
+                !ctx.is_active(),
+                "atomically_async polled inside a transaction body: call `atomically` to join \
+                 the enclosing transaction instead"
+            );
+            loop {
+                match run_attempts(ctx, &mut this.f, Some(cx.waker())) {
+                    Step::Done(Ok(r)) => return Poll::Ready(r),
+                    Step::Done(Err(e)) => match IntoUser::into_user(e) {},
+                    Step::Wait(reg) if reg.is_notified() => ctx.counters.wakeup(),
+                    Step::Wait(reg) => {
+                        this.registration = Some(reg);
+                        return Poll::Pending;
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,75 @@
+#![doc = include_str!("../../README.md")]
+//!
+//! # The crate
+//!
+//! A transaction is a closure run by [`atomically`]. Inside it, a [`Transaction`] reads and
+//! writes [`TVar`]s; when the closure returns, every write is published at once, or, if
+//! another thread changed something the closure read, the closure runs again on fresh
+//! state. Nothing it did in the abandoned attempt is seen by anyone.
+//!
+//! # Semantics
+//!
+//! - **Opacity.** Every attempt, even one that later aborts, sees a consistent snapshot:
+//!   each read is validated as it happens against a global version clock (TL2), and when a
+//!   TVar is newer than the snapshot, the snapshot is extended if nothing read so far has
+//!   changed (LSA). A body never observes a state that could not exist, so it cannot loop or
+//!   panic on torn invariants.
+//! - **Serializability.** Committed transactions appear to run one at a time, in the order
+//!   of their commit versions; read-only transactions at their snapshot time.
+//! - **Invisible reads.** Reading writes no shared memory: a read-only transaction touches
+//!   no cache line another thread writes, except those of the TVars it reads.
+//!
+//! # Blocking with `retry`
+//!
+//! [`retry`] abandons the attempt and sleeps until a TVar the attempt read changes
+//! ([`check`] is `retry` unless a condition holds). [`Transaction::or_else`] tries a second
+//! branch when the first retries, and waits on the reads of both. [`atomically`] parks the
+//! thread; [`atomically_async`] returns a future that works on any executor.
+//!
+//! # Side effects and re-execution
+//!
+//! The body may run several times. Keep it free of side effects other than TVar writes, or
+//! register them with [`Transaction::after_commit`] (or [`Transaction::after_abort`]). A panic
+//! discards the attempt and resumes. A user error ends the transaction with nothing
+//! committed through [`abort`] and [`atomically_or_err`].
+//!
+//! # Progress
+//!
+//! Conflicts back off with randomized exponential delays; a transaction's conflict count
+//! survives restarts and lengthens its patience with locked TVars (age priority); after
+//! [`contention::Policy::serial_after`] conflicts, a transaction runs in an irrevocable serial
+//! mode that locks what it touches as it goes and always commits. A long read-only
+//! transaction therefore finishes under any storm of short writers.
+//!
+//! # Trade-offs
+//!
+//! Every write allocates a box for the new value (published as is, never mutated), and every
+//! value read is borrowed, not copied. A transaction pins the epoch collector for its
+//! duration, so a very long transaction delays the reclamation of old values everywhere.
+//! A tiny critical section on one hot variable is cheaper behind a mutex: see
+//! `benches/README.md` for measured ratios.
+//!
+//! # When not to use
+//!
+//! For a single counter, use an atomic; for data owned by one thread at a time, use a
+//! channel. Transactions pay off for composite updates over many variables, read-mostly
+//! data, and blocking conditions that span several variables.
+
+#![warn(missing_docs)]
+
+mod atomically;
+mod clock;
+pub mod contention;
+mod error;
+mod lock_word;
+mod reclaim;
+pub mod stats;
+mod sync;
+mod tvar;
+mod tx;
+mod wait;
+
+pub use crate::atomically::{atomically, atomically_async, atomically_or_err, Atomically};
+pub use crate::error::{abort, check, retry, Abort, Control, Stm, StmError, StmResult};
+pub use crate::tvar::TVar;
+pub use crate::tx::Transaction;

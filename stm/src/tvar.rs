@@ -1,0 +1,247 @@
+//! `TVar`: a transactional variable.
+//!
+//! Memory layout: a `TVar<T>` is one pointer to a heap-allocated [`Core`]: the versioned lock
+//! word, a reference count, and an atomic pointer to the current value, itself a separate
+//! immutable box. Writers never mutate a published value; a commit installs a new box and
+//! retires the old one through the epoch collector (INV-PUBLISHED, INV-RECLAIM).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use crate::lock_word::{self, is_locked, same_state};
+use crate::reclaim;
+use crate::sync::{fence, spin_hint, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+/// The type-independent part of a TVar's core: what the read set, the commit and the wait
+/// table need, so their logs can hold `*const Header` without knowing `T`.
+///
+/// Fields and who touches them:
+/// - `lock`: readers load it; committers CAS the lock bit in and swap a new version in;
+///   waiters `fetch_or` the waiter bit (see `lock_word`).
+/// - `refs`: the handles (`TVar` clones) alive; the last drop retires the core.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) lock: AtomicU64,
+    refs: AtomicUsize,
+}
+
+/// A TVar's heap cell: the header first (`repr(C)`), so a `*const Core<T>` is a valid
+/// `*const Header` (INV-HEADER).
+#[repr(C)]
+pub(crate) struct Core<T> {
+    pub(crate) header: Header,
+    /// Always a pointer from `Box::<T>::into_raw`, never null, never mutated through.
+    pub(crate) value: AtomicPtr<T>,
+}
+
+impl<T> Drop for Core<T> {
+    fn drop(&mut self) {
+        let ptr = self.value.load(Ordering::Relaxed);
+        // SAFETY: `&mut self` means the core is retired and unreachable (INV-RECLAIM), so the
+        // current value box is owned by the core alone (INV-PUBLISHED).
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}
+
+/// A transactional variable holding a `T`.
+///
+/// Read and write it inside [`atomically`](crate::atomically) with
+/// [`Transaction::read`](crate::Transaction::read) and
+/// [`Transaction::write`](crate::Transaction::write); read it outside a transaction with
+/// [`TVar::read_atomic`].
+///
+/// A `TVar` is a handle: `clone` gives another handle to the same variable (like an `Arc`),
+/// and `==` compares identity.
+///
+/// # Size
+///
+/// `size_of::<TVar<T>>()` is one pointer (8 bytes on 64-bit targets). On the heap, each TVar
+/// owns a 24-byte core (lock word, reference count, value pointer) and a box with its
+/// current value: with glibc's allocator a `TVar<u64>` takes 64 heap bytes (two 32-byte
+/// chunks). A write allocates one new value box; the old one is freed by the epoch collector.
+///
+/// # Examples
+///
+/// ```
+/// use concord_stm::{atomically, TVar};
+///
+/// let balance = TVar::new(100_u64);
+/// atomically(|tx| tx.modify(&balance, |b| b + 10));
+/// assert_eq!(balance.read_atomic(), 110);
+/// ```
+pub struct TVar<T: Send + Sync + 'static> {
+    core: NonNull<Core<T>>,
+    _owns: PhantomData<Core<T>>,
+}
+
+// SAFETY: a `TVar<T>` gives shared access to `T` values from any thread (`T: Sync`), and a
+// value may be dropped by whichever thread runs the epoch collector (`T: Send`); both are
+// required by the struct's bounds. The core's own fields are atomics (INV-PUBLISHED).
+unsafe impl<T: Send + Sync + 'static> Send for TVar<T> {}
+// SAFETY: as for `Send`: all access to the core goes through atomics, and values are only
+// ever shared immutably (INV-PUBLISHED).
+unsafe impl<T: Send + Sync + 'static> Sync for TVar<T> {}
+
+impl<T: Send + Sync + 'static> TVar<T> {
+    /// Creates a TVar holding `value`, at version 0.
+    pub fn new(value: T) -> Self {
+        let value = Box::into_raw(Box::new(value));
+        let core = Box::new(Core {
+            header: Header { lock: AtomicU64::new(lock_word::at_version(0)), refs: AtomicUsize::new(1) },
+            value: AtomicPtr::new(value),
+        });
+        Self { core: NonNull::from(Box::leak(core)), _owns: PhantomData }
+    }
+
+    /// The core. Valid while `self` lives: `self` holds a reference count.
+    #[inline]
+    pub(crate) fn core(&self) -> &Core<T> {
+        // SAFETY: `self` holds one of the core's references, so the core is not retired
+        // while `self` lives (INV-REFS).
+        unsafe { self.core.as_ref() }
+    }
+
+    /// The type-erased header, for the logs (INV-HEADER).
+    #[inline]
+    pub(crate) fn header(&self) -> *const Header {
+        self.core.as_ptr().cast::<Header>()
+    }
+
+    /// Reads a consistent value outside any transaction (GHC's `readTVarIO`) and clones it.
+    ///
+    /// Cheaper than `atomically(|tx| tx.get(&v))`: it takes no snapshot and logs nothing. It
+    /// waits (spinning, then yielding) while a commit to this TVar is in progress.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called inside a transaction on this thread: read through the transaction
+    /// (`tx.get(&v)`) so that the read is part of its snapshot.
+    pub fn read_atomic(&self) -> T
+    where
+        T: Clone,
+    {
+        self.with_atomic(T::clone)
+    }
+
+    /// Like [`read_atomic`](Self::read_atomic), but lends the value to `f` instead of
+    /// cloning it.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called inside a transaction on this thread (see `read_atomic`).
+    pub fn with_atomic<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        crate::tx::assert_not_in_transaction("TVar::read_atomic");
+        let guard = reclaim::pin();
+        let ptr = stable_value(self.core());
+        // SAFETY: `guard` pins this thread and was taken before `stable_value` loaded `ptr`;
+        // the value is freed no earlier than every such pin ends (INV-RECLAIM) and is never
+        // mutated after publication (INV-PUBLISHED).
+        let value = unsafe { &*ptr };
+        let out = f(value);
+        drop(guard);
+        out
+    }
+
+    /// Whether `self` and `other` are handles to the same TVar.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        self.core == other.core
+    }
+
+    /// A stable identity for the TVar while it lives (its core's address): the same number
+    /// appears in [`stats::Conflict::tvar`](crate::stats::Conflict).
+    pub fn id(&self) -> usize {
+        self.core.as_ptr() as usize
+    }
+
+    /// The version of the commit that wrote the current value (0 for a fresh TVar).
+    pub fn version(&self) -> u64 {
+        // Relaxed: an informational read; nothing is inferred from it about other memory.
+        lock_word::version(self.core().header.lock.load(Ordering::Relaxed))
+    }
+}
+
+/// Loads a value pointer that is current at one instant: the lock word was unlocked and
+/// unchanged around the pointer load (INV-VERSION). Spins, then yields, while locked.
+pub(crate) fn stable_value<T>(core: &Core<T>) -> *mut T {
+    let mut spins = 0_u32;
+    loop {
+        // Acquire pairs with the Release swap that unlocks in `commit::publish`.
+        let before = core.header.lock.load(Ordering::Acquire);
+        if !is_locked(before) {
+            // Acquire pairs with the Release swap of the pointer in `commit::publish`, and
+            // keeps the re-load below after this load.
+            let ptr = core.value.load(Ordering::Acquire);
+            let after = core.header.lock.load(Ordering::Acquire);
+            if same_state(before, after) {
+                return ptr;
+            }
+        }
+        spins += 1;
+        if spins < 64 {
+            spin_hint();
+        } else {
+            crate::sync::yield_now();
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Clone for TVar<T> {
+    fn clone(&self) -> Self {
+        // Relaxed: taking a new reference needs no ordering; `self` already keeps the core
+        // alive (as in `Arc::clone`).
+        self.core().header.refs.fetch_add(1, Ordering::Relaxed);
+        Self { core: self.core, _owns: PhantomData }
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for TVar<T> {
+    fn drop(&mut self) {
+        // Release pairs with the Acquire fence below in whichever drop is last (as in
+        // `Arc::drop`): every use through other handles happens before the retirement.
+        if self.core().header.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        let guard = reclaim::pin();
+        // SAFETY: this was the last handle, so no new reference to the core can be made;
+        // transactions that logged it earlier pinned before we did and keep it alive until
+        // they unpin (INV-RECLAIM, INV-REFS). The core came from `Box::into_raw` in `new`.
+        unsafe { reclaim::retire_box(&guard, self.core.as_ptr()) };
+    }
+}
+
+impl<T: Send + Sync + 'static> PartialEq for TVar<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other)
+    }
+}
+
+impl<T: Send + Sync + 'static> Eq for TVar<T> {}
+
+impl<T: Send + Sync + 'static> std::hash::Hash for TVar<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+impl<T: Send + Sync + 'static + Default> Default for TVar<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: Send + Sync + 'static + fmt::Debug> fmt::Debug for TVar<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TVar");
+        d.field("id", &format_args!("{:#x}", self.id())).field("version", &self.version());
+        if crate::tx::in_transaction() {
+            d.field("value", &format_args!("<inside a transaction: use tx.read>"));
+        } else {
+            self.with_atomic(|v| {
+                d.field("value", v);
+            });
+        }
+        d.finish()
+    }
+}

@@ -1,0 +1,723 @@
+//! The transaction: its per-thread logs and the operations a body performs.
+//!
+//! Each thread owns one [`TxInner`] (reused by every transaction it runs, so logs keep their
+//! capacity and a transaction in steady state allocates only the new values it writes). A
+//! body sees it through a [`Transaction`] handle; a nested `atomically` makes a second
+//! handle to the same logs (closed nesting), which is why all log access goes through one
+//! `UnsafeCell` and never stays borrowed across a call into user code (INV-LOGS).
+
+mod commit;
+mod read_set;
+mod write_set;
+
+use std::cell::{Cell, UnsafeCell};
+use std::collections::HashSet;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::Location;
+
+use crossbeam_utils::CachePadded;
+
+use self::read_set::{ReadEntry, ReadSet};
+use self::write_set::{Superseded, WriteEntry, WriteSet};
+use crate::clock::CLOCK;
+use crate::contention::lock_patience;
+use crate::error::{Control, Kind, Stm, StmError};
+use crate::lock_word::{self, is_locked, same_state, LOCKED};
+use crate::reclaim::{self, Guard, LocalHandle};
+use crate::stats::{Cause, Counters};
+use crate::sync::{spin_hint, thread_local_state, Arc, Ordering};
+use crate::tvar::{Core, Header, TVar};
+
+/// Why an attempt must restart, and where: for statistics and conflict attribution.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conflict {
+    pub(crate) cause: Cause,
+    pub(crate) tvar: usize,
+    pub(crate) site: &'static Location<'static>,
+}
+
+/// A side effect registered by a body, run once the attempt ends.
+pub(crate) enum Hook {
+    /// Runs if the transaction commits.
+    Commit(Box<dyn FnOnce()>),
+    /// Runs if the attempt is abandoned.
+    Abort(Box<dyn FnOnce()>),
+    /// Runs whatever happens (the abort hook of a rolled-back `or_else` branch).
+    Always(Box<dyn FnOnce()>),
+}
+
+/// A point to roll back to (an `or_else` branch or a nested transaction that aborts).
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    writes: usize,
+    superseded: usize,
+    hooks: usize,
+}
+
+/// The mutable state of the thread's current attempt. Touched only by the owning thread,
+/// through `TxInner::state`, never across a call into user code (INV-LOGS).
+pub(crate) struct TxState {
+    /// The pin that keeps every value and core read in this attempt alive (INV-PIN).
+    guard: Option<Guard>,
+    /// The snapshot's read version.
+    rv: u64,
+    reads: ReadSet,
+    writes: WriteSet,
+    superseded: Vec<Superseded>,
+    /// Open `or_else` branches and nested transactions.
+    depth: u32,
+    /// Set by the first conflict; the attempt restarts whatever the body returns.
+    poisoned: Option<Conflict>,
+    /// Set when a nested transaction retried by unwinding (in case user code caught it).
+    nested_retry: bool,
+    /// Serial (irrevocable) mode: every TVar read is locked as it is read.
+    serial: bool,
+    /// In serial mode, the TVars whose lock this attempt holds.
+    held: HashSet<usize>,
+    /// Consecutive conflicts of this transaction so far (its age).
+    conflicts: u32,
+    hooks: Vec<Hook>,
+}
+
+/// The per-thread transaction context.
+pub(crate) struct TxInner {
+    state: UnsafeCell<TxState>,
+    handle: LocalHandle,
+    pub(crate) counters: Arc<CachePadded<Counters>>,
+    /// Whether a transaction is running on this thread (nested `atomically` joins it).
+    active: Cell<bool>,
+}
+
+thread_local_state! {
+    static CONTEXT: TxInner = TxInner::new();
+}
+
+/// Runs `f` with the calling thread's transaction context, or with a temporary one while
+/// thread-locals are being destroyed.
+pub(crate) fn with_context<R>(f: impl FnOnce(&TxInner) -> R) -> R {
+    let mut f = Some(f);
+    match CONTEXT.try_with(|ctx| (f.take().expect("called once"))(ctx)) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called when TLS is gone"))(&TxInner::new()),
+    }
+}
+
+/// Whether the calling thread is inside a transaction body.
+pub(crate) fn in_transaction() -> bool {
+    CONTEXT.try_with(|ctx| ctx.active.get()).unwrap_or(false)
+}
+
+/// Panics with a clear message if called inside a transaction body.
+#[track_caller]
+pub(crate) fn assert_not_in_transaction(what: &str) {
+    if in_transaction() {
+        panic!(
+            "{what} called inside a transaction: read through the transaction instead \
+             (`tx.read(&v)` / `tx.get(&v)`), so the read joins its snapshot"
+        );
+    }
+}
+
+pub(crate) fn with_thread_counters(f: impl FnOnce(&Counters)) {
+    with_context(|ctx| f(&ctx.counters));
+}
+
+impl TxInner {
+    fn new() -> Self {
+        let counters = crate::stats::register_thread();
+        TxInner {
+            state: UnsafeCell::new(TxState {
+                guard: None,
+                rv: 0,
+                reads: ReadSet::default(),
+                writes: WriteSet::default(),
+                superseded: Vec::new(),
+                depth: 0,
+                poisoned: None,
+                nested_retry: false,
+                serial: false,
+                held: HashSet::new(),
+                conflicts: 0,
+                hooks: Vec::new(),
+            }),
+            handle: reclaim::register(),
+            counters,
+            active: Cell::new(false),
+        }
+    }
+
+    /// The attempt state.
+    ///
+    /// # Safety
+    ///
+    /// The caller runs on the owning thread (`TxInner` is `!Sync`, reached only through the
+    /// thread-local) and does not keep the reference across a call into user code or across
+    /// another call to `state` (INV-LOGS).
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    unsafe fn state(&self) -> &mut TxState {
+        // SAFETY: exclusive per the caller's contract (INV-LOGS).
+        unsafe { &mut *self.state.get() }
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.get()
+    }
+
+    pub(crate) fn set_active(&self, active: bool) {
+        self.active.set(active);
+    }
+
+    /// Starts an attempt: pins, takes a snapshot, and clears the logs.
+    pub(crate) fn begin(&self, serial: bool, conflicts: u32) {
+        // SAFETY: the owning thread, between attempts; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        debug_assert!(st.guard.is_none() && st.reads.is_empty() && st.writes.is_empty());
+        st.guard = Some(self.handle.pin());
+        st.rv = CLOCK.now();
+        st.serial = serial;
+        st.conflicts = conflicts;
+        st.poisoned = None;
+        st.nested_retry = false;
+        st.depth = 0;
+    }
+
+    /// Ends an attempt that does not commit: releases serial-mode locks, drops pending
+    /// values, clears the logs and unpins. Returns the hooks that must run now.
+    pub(crate) fn discard(&self) -> Vec<Hook> {
+        // SAFETY: the owning thread, after the body returned; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        st.release_held();
+        st.clear_logs();
+        st.guard = None;
+        let hooks = std::mem::take(&mut st.hooks);
+        hooks.into_iter().filter(|h| !matches!(h, Hook::Commit(_))).collect()
+    }
+
+    /// Commits the attempt. On success, returns whether it was read-only and the hooks to
+    /// run; the logs are cleared and the thread unpinned either way, except on error, where
+    /// the caller calls `discard`.
+    pub(crate) fn commit(&self) -> Result<(bool, Vec<Hook>), Conflict> {
+        // SAFETY: the owning thread, after the body returned; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        if let Some(c) = st.poisoned {
+            return Err(c);
+        }
+        let read_only = st.writes.is_empty();
+        st.commit().map_err(|e| e.into_conflict())?;
+        st.clear_logs();
+        st.guard = None;
+        let hooks = std::mem::take(&mut st.hooks);
+        Ok((read_only, hooks.into_iter().filter(|h| !matches!(h, Hook::Abort(_))).collect()))
+    }
+
+    /// The conflict that poisoned this attempt, or a retry signalled by a nested transaction.
+    pub(crate) fn forced_outcome(&self) -> Option<Result<Kind, Conflict>> {
+        // SAFETY: the owning thread, after the body returned (INV-LOGS).
+        let st = unsafe { self.state() };
+        match (st.poisoned, st.nested_retry) {
+            (Some(c), _) => Some(Err(c)),
+            (None, true) => Some(Ok(Kind::Retry)),
+            _ => None,
+        }
+    }
+
+    /// Checks that the snapshot is still current (before honouring a user abort or going
+    /// to sleep on `retry`).
+    pub(crate) fn revalidate(&self) -> Result<(), Conflict> {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        if let Some(c) = st.poisoned {
+            return Err(c);
+        }
+        if st.serial {
+            return Ok(()); // every read is locked by us: nothing can have changed
+        }
+        st.validate(Cause::Validate)
+    }
+
+    /// Whether the attempt read nothing (a `retry` now could never be woken).
+    pub(crate) fn read_nothing(&self) -> bool {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        unsafe { self.state() }.reads.is_empty()
+    }
+
+    /// In serial mode, releases the locks held for reads (before waiting on a `retry`).
+    pub(crate) fn release_serial_locks(&self) {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        unsafe { self.state() }.release_held();
+    }
+
+    /// Registers a waiter under every TVar read, then revalidates. Returns the registration
+    /// if the reads are unchanged (sleep on it), `None` if something changed already.
+    pub(crate) fn register_wait(
+        &self,
+        waker: Option<&std::task::Waker>,
+    ) -> Option<crate::wait::Registration> {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        let reg = crate::wait::Registration::register(st.reads.iter().map(|e| e.header), waker);
+        // Revalidate after registering (INV-WAKE). Any change, or a commit in progress on a
+        // TVar we read, means we should run again rather than sleep.
+        let stale = st.reads.first_stale(|_| false);
+        stale.is_none().then_some(reg)
+    }
+
+    fn mark(&self) -> Mark {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        st.depth += 1;
+        Mark { writes: st.writes.len(), superseded: st.superseded.len(), hooks: st.hooks.len() }
+    }
+
+    /// Closes the scope opened by `mark`, keeping its effects.
+    fn keep(&self) {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        unsafe { self.state() }.depth -= 1;
+    }
+
+    /// Closes the scope opened by `mark`, undoing its writes (its reads stay: they are part
+    /// of what the transaction observed, and of its wait set).
+    fn rollback(&self, mark: Mark) {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        st.depth -= 1;
+        while st.superseded.len() > mark.superseded {
+            let old = st.superseded.pop().expect("len checked");
+            if old.index < mark.writes {
+                st.writes.restore(old);
+            } else {
+                // SAFETY: superseded in the branch being rolled back, which has ended, so no
+                // reference into it is alive (INV-PENDING).
+                unsafe { (old.drop_value)(old.value) };
+            }
+        }
+        st.writes.truncate(mark.writes);
+        let branch_hooks: Vec<Hook> = st.hooks.drain(mark.hooks..).collect();
+        for h in branch_hooks {
+            match h {
+                Hook::Commit(_) => {}
+                Hook::Abort(f) | Hook::Always(f) => st.hooks.push(Hook::Always(f)),
+            }
+        }
+    }
+
+    /// Marks the attempt as poisoned by a conflict.
+    fn poison(&self, c: Conflict) -> StmError {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        st.poisoned.get_or_insert(c);
+        StmError::CONFLICT
+    }
+
+    /// Records that a nested transaction retried by unwinding.
+    pub(crate) fn note_nested_retry(&self) {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        unsafe { self.state() }.nested_retry = true;
+    }
+
+    /// The number of TVars read and written so far (for diagnostics and tests).
+    fn sizes(&self) -> (usize, usize) {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        (st.reads.len(), st.writes.len())
+    }
+}
+
+impl TxState {
+    fn clear_logs(&mut self) {
+        self.reads.clear();
+        self.writes.clear();
+        for s in self.superseded.drain(..) {
+            // SAFETY: the attempt is over, so no reference into a pending value is alive
+            // (INV-PENDING); the superseded list owned it.
+            unsafe { (s.drop_value)(s.value) };
+        }
+        self.held.clear();
+        self.depth = 0;
+    }
+
+    /// Serial mode: unlocks every TVar locked for reading and not published.
+    fn release_held(&mut self) {
+        for &addr in &self.held {
+            let header = addr as *const Header;
+            // SAFETY: we hold this TVar's lock, taken in this pinned attempt, so its core is
+            // alive (INV-RECLAIM).
+            let lock = unsafe { &(*header).lock };
+            // Release pairs with the Acquire loads of readers: our (absent) changes are
+            // visible; the version and a waiter bit set meanwhile are kept.
+            lock.fetch_and(!LOCKED, Ordering::Release);
+        }
+        self.held.clear();
+    }
+
+    /// Validates the whole read set against current lock words.
+    fn validate(&self, cause: Cause) -> Result<(), Conflict> {
+        match self.reads.first_stale(|h| self.lock_is_ours(h)) {
+            None => Ok(()),
+            Some(e) => Err(Conflict { cause, tvar: e.header as usize, site: e.site }),
+        }
+    }
+
+    /// During commit, whether a locked TVar's lock is ours.
+    fn lock_is_ours(&self, header: *const Header) -> bool {
+        self.writes.find(header).is_some_and(|i| self.writes.get(i).locked)
+    }
+
+    /// Tries to move the snapshot forward to now (LSA): succeeds if nothing read so far has
+    /// changed.
+    fn extend(&mut self) -> Result<(), Conflict> {
+        // Load the time first, then validate: every read is then current at `now`.
+        let now = CLOCK.now();
+        match self.reads.first_stale(|_| false) {
+            None => {
+                self.rv = now;
+                Ok(())
+            }
+            Some(e) => Err(Conflict { cause: Cause::Read, tvar: e.header as usize, site: e.site }),
+        }
+    }
+}
+
+/// A running transaction attempt, handed to the body of [`atomically`](crate::atomically).
+///
+/// Reads ([`read`](Self::read), [`get`](Self::get)) see one consistent snapshot of every
+/// TVar, plus this transaction's own writes; writes ([`write`](Self::write),
+/// [`modify`](Self::modify), [`replace`](Self::replace)) are published at commit, all at
+/// once, or not at all.
+///
+/// A `Transaction` cannot leave the thread or the body: it is neither `Send` nor `Sync`, and
+/// references it lends out live only as long as the borrow of the handle.
+pub struct Transaction<'a> {
+    inner: &'a TxInner,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (reads, writes) = self.inner.sizes();
+        f.debug_struct("Transaction").field("reads", &reads).field("writes", &writes).finish()
+    }
+}
+
+/// Builds the value of a TVar of type `T` into a pending write.
+unsafe fn publish_value<T: Send + Sync + 'static>(header: *const Header, value: *mut (), guard: &Guard) {
+    // SAFETY: entries for a header are only made by `Transaction::write::<T>` on that TVar,
+    // so `header` is the header of a `Core<T>` (INV-HEADER); commit holds its lock and the
+    // attempt is pinned, so the core is alive (INV-RECLAIM).
+    let core = unsafe { &*header.cast::<Core<T>>() };
+    // AcqRel: Release pairs with the Acquire value loads of readers (`Transaction::read`,
+    // `tvar::stable_value`), which then see the new value initialized; Acquire makes the old
+    // value's initialization visible to us before we hand it to its destructor.
+    let old = core.value.swap(value.cast::<T>(), Ordering::AcqRel);
+    // SAFETY: `old` came from `Box::<T>::into_raw` (INV-PUBLISHED) and is no longer
+    // reachable from the TVar after the swap; only this commit retires it.
+    unsafe { reclaim::retire_box(guard, old) };
+}
+
+unsafe fn drop_value<T>(value: *mut ()) {
+    // SAFETY: the caller owns `value`, a `Box<T>` made by `Transaction::write::<T>`
+    // (INV-PENDING).
+    drop(unsafe { Box::from_raw(value.cast::<T>()) });
+}
+
+impl<'a> Transaction<'a> {
+    pub(crate) fn new(inner: &'a TxInner) -> Self {
+        Self { inner, _not_send: PhantomData }
+    }
+
+    /// Reads `var`, lending its value for as long as this handle is borrowed.
+    ///
+    /// The value is the one in this transaction's snapshot, or the transaction's own
+    /// pending write. No clone is made.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`] if the read found a conflict (the attempt will restart);
+    /// propagate it with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::{atomically, TVar};
+    ///
+    /// let name = TVar::new(String::from("concord"));
+    /// let len = atomically(|tx| Ok(tx.read(&name)?.len()));
+    /// assert_eq!(len, 7);
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub fn read<T: Send + Sync + 'static>(&self, var: &TVar<T>) -> Stm<&T> {
+        let site = Location::caller();
+        let header = var.header();
+        // SAFETY: the owning thread; the borrow ends before this function returns and no user
+        // code runs meanwhile (INV-LOGS).
+        let st = unsafe { self.inner.state() };
+        if st.poisoned.is_some() {
+            return Err(StmError::CONFLICT);
+        }
+        if let Some(i) = st.writes.find(header) {
+            let ptr = st.writes.get(i).value.cast::<T>();
+            // SAFETY: the entry for `var` holds a `Box<T>` (INV-HEADER) that stays allocated
+            // until the attempt ends or a write through `&mut` handle replaces it, neither of
+            // which can happen while `&self` is borrowed for the returned lifetime
+            // (INV-PENDING); it is never mutated while pending.
+            return Ok(unsafe { &*ptr });
+        }
+        let core = var.core();
+        let ptr = if st.serial {
+            st.read_serial(core, header, site)
+        } else {
+            match st.read_shared(core, header, site) {
+                Ok(p) => p,
+                Err(c) => {
+                    st.poisoned.get_or_insert(c);
+                    return Err(StmError::CONFLICT);
+                }
+            }
+        };
+        // SAFETY: the attempt pinned before loading `ptr` and stays pinned while `self` is
+        // borrowed (INV-PIN); a published value is freed no earlier than every such pin ends
+        // (INV-RECLAIM) and is never mutated (INV-PUBLISHED).
+        Ok(unsafe { &*ptr })
+    }
+
+    /// Reads `var` and returns a clone of its value.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    #[track_caller]
+    #[inline]
+    pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &TVar<T>) -> Stm<T> {
+        self.read(var).cloned()
+    }
+
+    /// Writes `value` to `var`, visible to this transaction at once and to others when it
+    /// commits.
+    ///
+    /// Allocates one box for the new value (it is published as is at commit).
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`] if the attempt has already conflicted.
+    #[track_caller]
+    pub fn write<T: Send + Sync + 'static>(&mut self, var: &TVar<T>, value: T) -> Stm<()> {
+        let site = Location::caller();
+        // SAFETY: the owning thread; no user code runs while borrowed (INV-LOGS).
+        let st = unsafe { self.inner.state() };
+        if st.poisoned.is_some() {
+            return Err(StmError::CONFLICT);
+        }
+        let entry = WriteEntry {
+            header: var.header(),
+            value: Box::into_raw(Box::new(value)).cast::<()>(),
+            publish: publish_value::<T>,
+            drop_value: drop_value::<T>,
+            site,
+            locked: false,
+        };
+        if let Some(old) = st.writes.insert(entry) {
+            if st.depth == 0 {
+                // SAFETY: `&mut self` proves no reference lent by this handle is alive, and at
+                // depth 0 there is no other handle (INV-PENDING); the write set gave us `old`.
+                unsafe { (old.drop_value)(old.value) };
+            } else {
+                st.superseded.push(old);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the value of `var` with `f` of its current value.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    #[track_caller]
+    pub fn modify<T: Send + Sync + 'static>(&mut self, var: &TVar<T>, f: impl FnOnce(&T) -> T) -> Stm<()> {
+        let new = f(self.read(var)?);
+        self.write(var, new)
+    }
+
+    /// Writes `value` to `var` and returns the value it replaces.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    #[track_caller]
+    pub fn replace<T: Clone + Send + Sync + 'static>(&mut self, var: &TVar<T>, value: T) -> Stm<T> {
+        let old = self.get(var)?;
+        self.write(var, value)?;
+        Ok(old)
+    }
+
+    /// Runs `first`; if it calls [`retry`](crate::retry), undoes its writes and runs
+    /// `second` instead (GHC's `orElse`).
+    ///
+    /// The TVars `first` read stay in the transaction's read set, so if `second` retries
+    /// too, the transaction waits for a change to a TVar read by either branch.
+    ///
+    /// # Errors
+    ///
+    /// A conflict in either branch, a user abort, or a retry of `second`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::{atomically, retry, TVar};
+    ///
+    /// let a: TVar<Option<u32>> = TVar::new(None);
+    /// let b = TVar::new(Some(7));
+    /// // Take from whichever slot holds a value.
+    /// let take = |tx: &mut concord_stm::Transaction<'_>, v: &TVar<Option<u32>>| match tx.get(v)? {
+    ///     Some(x) => { tx.write(v, None)?; Ok(x) }
+    ///     None => retry(),
+    /// };
+    /// let x = atomically(|tx| tx.or_else(|tx| take(tx, &a), |tx| take(tx, &b)));
+    /// assert_eq!(x, 7);
+    /// ```
+    pub fn or_else<T, C: Control>(
+        &mut self,
+        first: impl FnOnce(&mut Transaction<'_>) -> Result<T, C>,
+        second: impl FnOnce(&mut Transaction<'_>) -> Result<T, C>,
+    ) -> Result<T, C> {
+        let mark = self.inner.mark();
+        match first(self) {
+            Err(e) if e.stm_kind() == Some(Kind::Retry) && !self.is_poisoned() => {
+                self.inner.rollback(mark);
+                second(self)
+            }
+            other => {
+                self.inner.keep();
+                other
+            }
+        }
+    }
+
+    /// Runs `f` once, after this transaction commits (never if it does not). Use it for side
+    /// effects that must not repeat when the body is re-run: I/O, sending a message.
+    pub fn after_commit(&mut self, f: impl FnOnce() + 'static) {
+        // SAFETY: the owning thread; no user code runs while borrowed (INV-LOGS).
+        unsafe { self.inner.state() }.hooks.push(Hook::Commit(Box::new(f)));
+    }
+
+    /// Runs `f` once if this attempt is abandoned (a conflict, a retry, a user abort, a
+    /// panic, or the rollback of the `or_else` branch that registered it).
+    pub fn after_abort(&mut self, f: impl FnOnce() + 'static) {
+        // SAFETY: the owning thread; no user code runs while borrowed (INV-LOGS).
+        unsafe { self.inner.state() }.hooks.push(Hook::Abort(Box::new(f)));
+    }
+
+    /// Whether a conflict has already doomed this attempt.
+    fn is_poisoned(&self) -> bool {
+        // SAFETY: the owning thread; no user code runs while borrowed (INV-LOGS).
+        unsafe { self.inner.state() }.poisoned.is_some()
+    }
+
+    pub(crate) fn begin_nested(&self) -> NestedScope {
+        NestedScope { mark: self.inner.mark() }
+    }
+
+    pub(crate) fn end_nested(&self, scope: NestedScope, keep: bool) {
+        if keep {
+            self.inner.keep();
+        } else {
+            self.inner.rollback(scope.mark);
+        }
+    }
+
+    pub(crate) fn poison(&self, c: Conflict) -> StmError {
+        self.inner.poison(c)
+    }
+}
+
+/// A nested transaction's rollback point.
+#[derive(Debug)]
+pub(crate) struct NestedScope {
+    mark: Mark,
+}
+
+impl TxState {
+    /// The optimistic read: validated as it happens (INV-VERSION), extending the snapshot
+    /// when the TVar is newer (INV-OPACITY).
+    #[inline]
+    fn read_shared<T>(
+        &mut self,
+        core: &Core<T>,
+        header: *const Header,
+        site: &'static Location<'static>,
+    ) -> Result<*mut T, Conflict> {
+        let mut spins = 0_u32;
+        loop {
+            // Acquire pairs with the Release swap that unlocks in `commit::publish`.
+            let before = core.header.lock.load(Ordering::Acquire);
+            if is_locked(before) {
+                // A commit is publishing this TVar: wait a little (longer for an older
+                // transaction) before giving up.
+                spins += 1;
+                if spins > lock_patience(self.conflicts) {
+                    return Err(Conflict { cause: Cause::Read, tvar: header as usize, site });
+                }
+                spin_hint();
+                continue;
+            }
+            // Acquire pairs with the AcqRel swap in `publish_value`: the value is initialized.
+            let ptr = core.value.load(Ordering::Acquire);
+            // Acquire: pairs with the unlocking swap, like `before`; ordered after the
+            // pointer load by that load's Acquire.
+            let after = core.header.lock.load(Ordering::Acquire);
+            if !same_state(before, after) {
+                continue;
+            }
+            let version = lock_word::version(before);
+            if version > self.rv {
+                self.extend()?;
+            }
+            self.reads.push(ReadEntry { header, version, site });
+            return Ok(ptr);
+        }
+    }
+
+    /// The serial-mode read: lock the TVar (waiting for a committer to finish) and keep it
+    /// locked until the attempt ends, so nothing can invalidate it (INV-SERIAL).
+    fn read_serial<T>(&mut self, core: &Core<T>, header: *const Header, site: &'static Location<'static>) -> *mut T {
+        if !self.held.contains(&(header as usize)) {
+            let word = lock_serial(&core.header);
+            self.held.insert(header as usize);
+            self.reads.push(ReadEntry { header, version: lock_word::version(word), site });
+        }
+        // Acquire pairs with the AcqRel swap in `publish_value` of the last committer.
+        core.value.load(Ordering::Acquire)
+    }
+}
+
+/// Serial mode: takes `header`'s lock, waiting as long as needed. Committers hold locks for a
+/// bounded time and never wait on us unboundedly, so this ends (INV-SERIAL). Returns the word
+/// before locking.
+pub(crate) fn lock_serial(header: &Header) -> u64 {
+    let mut spins = 0_u32;
+    loop {
+        // Relaxed: the CAS below re-checks the word and provides the ordering.
+        let word = header.lock.load(Ordering::Relaxed);
+        if !is_locked(word) {
+            // Acquire pairs with the Release that unlocked the word (commit's swap or a
+            // serial release), so we see the value it published.
+            if header
+                .lock
+                .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return word;
+            }
+            continue;
+        }
+        spins += 1;
+        if spins < 128 {
+            spin_hint();
+        } else {
+            crate::sync::yield_now();
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The write set (redo log): the new value of every TVar an attempt wrote, published only
+//! at commit. Reads look here first, so a transaction sees its own writes.
+//!
+//! Lookups scan linearly behind a 64-bit bloom filter while the set is small, and switch to
+//! a hash index beyond `LINEAR_MAX` entries.
+
+use std::collections::HashMap;
+use std::panic::Location;
+
+use crate::reclaim::Guard;
+use crate::tvar::Header;
+
+const LINEAR_MAX: usize = 16;
+
+/// Publishes a pending value into its TVar and retires the old one.
+pub(crate) type PublishFn = unsafe fn(*const Header, *mut (), &Guard);
+/// Drops a pending value that will never be published.
+pub(crate) type DropFn = unsafe fn(*mut ());
+
+/// One pending write.
+#[derive(Debug)]
+pub(crate) struct WriteEntry {
+    /// The TVar written; alive while the attempt is pinned (INV-RECLAIM, INV-REFS).
+    pub(crate) header: *const Header,
+    /// The new value: a `Box<T>` for the TVar's `T`, owned by this entry (INV-PENDING).
+    pub(crate) value: *mut (),
+    pub(crate) publish: PublishFn,
+    pub(crate) drop_value: DropFn,
+    /// Where it was (last) written, for conflict attribution.
+    pub(crate) site: &'static Location<'static>,
+    /// Whether commit holds this TVar's lock now.
+    pub(crate) locked: bool,
+}
+
+/// A value replaced in the write set while a branch or nested transaction was open: kept
+/// until the attempt ends, so that a rollback can restore it and references into it stay
+/// valid (INV-PENDING).
+#[derive(Debug)]
+pub(crate) struct Superseded {
+    pub(crate) index: usize,
+    pub(crate) value: *mut (),
+    pub(crate) drop_value: DropFn,
+}
+
+/// The write set of one attempt.
+#[derive(Debug, Default)]
+pub(crate) struct WriteSet {
+    entries: Vec<WriteEntry>,
+    bloom: u64,
+    index: HashMap<usize, usize>,
+}
+
+#[inline]
+fn bloom_bit(header: *const Header) -> u64 {
+    let a = header as usize;
+    1 << ((a >> 5) ^ (a >> 11)) % 64
+}
+
+impl WriteSet {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The position of `header`'s entry.
+    #[inline]
+    pub(crate) fn find(&self, header: *const Header) -> Option<usize> {
+        if self.bloom & bloom_bit(header) == 0 {
+            return None;
+        }
+        if self.entries.len() <= LINEAR_MAX {
+            self.entries.iter().position(|e| e.header == header)
+        } else {
+            self.index.get(&(header as usize)).copied()
+        }
+    }
+
+    pub(crate) fn get(&self, index: usize) -> &WriteEntry {
+        &self.entries[index]
+    }
+
+    /// Records a write. If the TVar was written before, replaces the pending value and
+    /// returns the old one, which the caller now owns.
+    pub(crate) fn insert(&mut self, entry: WriteEntry) -> Option<Superseded> {
+        if let Some(i) = self.find(entry.header) {
+            let e = &mut self.entries[i];
+            let old = std::mem::replace(&mut e.value, entry.value);
+            e.site = entry.site;
+            return Some(Superseded { index: i, value: old, drop_value: entry.drop_value });
+        }
+        self.bloom |= bloom_bit(entry.header);
+        let i = self.entries.len();
+        if i == LINEAR_MAX {
+            self.index.extend(self.entries.iter().enumerate().map(|(i, e)| (e.header as usize, i)));
+        }
+        if i >= LINEAR_MAX {
+            self.index.insert(entry.header as usize, i);
+        }
+        self.entries.push(entry);
+        None
+    }
+
+    /// Puts a superseded value back (rollback of a branch), dropping the value that
+    /// replaced it.
+    pub(crate) fn restore(&mut self, old: Superseded) {
+        let e = &mut self.entries[old.index];
+        let newer = std::mem::replace(&mut e.value, old.value);
+        // SAFETY: `newer` was written in the branch being rolled back, which has ended, so no
+        // reference into it is alive (INV-PENDING); the entry owned it and no longer does.
+        unsafe { (e.drop_value)(newer) };
+    }
+
+    /// Drops every entry from `len` on, with their pending values.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        if len >= self.entries.len() {
+            return;
+        }
+        for e in self.entries.drain(len..) {
+            if !e.value.is_null() {
+                // SAFETY: the entry owned the value and the branch or attempt that wrote it has
+                // ended, so no reference into it is alive (INV-PENDING).
+                unsafe { (e.drop_value)(e.value) };
+            }
+        }
+        self.bloom = self.entries.iter().fold(0, |b, e| b | bloom_bit(e.header));
+        self.index.clear();
+        if self.entries.len() > LINEAR_MAX {
+            self.index.extend(self.entries.iter().enumerate().map(|(i, e)| (e.header as usize, i)));
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, WriteEntry> {
+        self.entries.iter_mut()
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests of Concord live in `tests/tests/`; this library is empty.
