@@ -28,8 +28,17 @@ enum Step<R, C> {
     Wait(Registration),
 }
 
-fn run_hooks(hooks: Vec<Hook>) {
-    for h in hooks {
+/// Runs the hooks the last attempt left (none in the common case).
+#[inline]
+fn run_hooks(ctx: &TxInner) {
+    if ctx.has_hooks() {
+        run_hooks_slow(ctx);
+    }
+}
+
+#[cold]
+fn run_hooks_slow(ctx: &TxInner) {
+    for h in ctx.take_hooks() {
         match h {
             Hook::Commit(f) | Hook::Abort(f) | Hook::Always(f) => f(),
         }
@@ -46,88 +55,168 @@ enum Next<R, C> {
 /// Runs attempts of `f` until one commits, aborts with a user error, or retries with its
 /// reads unchanged (then returns the registration to sleep on). `waker` is `None` to wait
 /// by parking the thread.
-fn run_attempts<R, C, F>(ctx: &TxInner, f: &mut F, waker: Option<&Waker>) -> Step<R, C>
+///
+/// `first` is the outcome of a first attempt already run (optimistic, not serial) by a
+/// caller's fast path.
+#[inline(never)]
+fn run_attempts<R, C, F>(
+    ctx: &TxInner,
+    f: &mut F,
+    waker: Option<&Waker>,
+    mut first: Option<Outcome<R, C>>,
+) -> Step<R, C>
 where
     C: Control,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
-    let serial_after = contention::policy().serial_after;
     let mut conflicts = 0_u32;
-    let mut rng = contention::Rng::new(ctx as *const TxInner as u64 ^ crate::clock::CLOCK.now());
+    let serial_after = contention::policy().serial_after;
+    let mut rng = None;
     loop {
-        let serial = conflicts >= serial_after;
+        let serial = conflicts >= serial_after && first.is_none();
         let serial_guard = serial.then(|| {
             ctx.counters.serial();
             SERIAL.lock()
         });
-        let (next, hooks) = attempt(ctx, f, waker, serial, conflicts);
+        let outcome = match first.take() {
+            Some(outcome) => outcome,
+            None => attempt(ctx, f, serial, conflicts),
+        };
+        let next = match outcome {
+            Ok(Ok(value)) => match ctx.forced_outcome() {
+                None => match ctx.commit() {
+                    Ok(read_only) => {
+                        ctx.counters.commit(read_only);
+                        Next::Return(Step::Done(Ok(value)))
+                    }
+                    Err(c) => {
+                        ctx.discard();
+                        Next::Restart(c)
+                    }
+                },
+                Some(Err(c)) => {
+                    ctx.discard();
+                    Next::Restart(c)
+                }
+                // A nested transaction retried and the body swallowed the unwind.
+                Some(Ok(_retry)) => wait(ctx, waker),
+            },
+            Ok(Err(e)) => after_error(ctx, e, waker),
+            Err(payload) => after_unwind(ctx, payload, waker),
+        };
         // Hooks run outside serial mode: one may start a transaction of its own.
         drop(serial_guard);
-        run_hooks(hooks);
+        run_hooks(ctx);
         match next {
             Next::Return(step) => return step,
             Next::Resume(payload) => panic::resume_unwind(payload),
             Next::Restart(c) => {
                 ctx.counters.abort(c.cause, c.tvar, c.site);
                 conflicts = conflicts.saturating_add(1);
-                backoff(conflicts, &mut rng);
+                let rng = rng.get_or_insert_with(|| {
+                    contention::Rng::new(ctx as *const TxInner as u64 ^ crate::clock::CLOCK.now())
+                });
+                backoff(conflicts, rng);
             }
         }
     }
 }
 
-/// Runs one attempt of `f` and decides what comes next; returns the hooks to run.
-fn attempt<R, C, F>(
-    ctx: &TxInner,
-    f: &mut F,
-    waker: Option<&Waker>,
-    serial: bool,
-    conflicts: u32,
-) -> (Next<R, C>, Vec<Hook>)
+/// What one run of a body produced: its result, or the payload it unwound with.
+type Outcome<R, C> = std::thread::Result<Result<R, C>>;
+
+/// Runs the body once as a new attempt.
+#[inline]
+fn attempt<R, C, F>(ctx: &TxInner, f: &mut F, serial: bool, conflicts: u32) -> Outcome<R, C>
 where
-    C: Control,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
     ctx.begin(serial, conflicts);
     ctx.set_active(true);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(&mut Transaction::new(ctx))));
     ctx.set_active(false);
-    let wait = |ctx: &TxInner| match wait_or_conflict(ctx, waker) {
-        Ok(reg) => (Next::Return(Step::Wait(reg)), ctx.discard()),
-        Err(c) => (Next::Restart(c), ctx.discard()),
-    };
-    match outcome {
-        Err(payload) if payload.is::<NestedSignal>() => match ctx.forced_outcome() {
-            Some(Err(c)) => (Next::Restart(c), ctx.discard()),
-            _ => wait(ctx),
-        },
-        Err(payload) => {
-            ctx.counters.panic();
-            (Next::Resume(payload), ctx.discard())
+    outcome
+}
+
+/// The first attempt of a transaction, inlined into the caller: most transactions commit
+/// here. Anything else (a conflict, a retry, an abort, a panic) goes to `run_attempts`.
+#[inline]
+fn fast_path<R, C, F>(ctx: &TxInner, f: &mut F, waker: Option<&Waker>) -> Step<R, C>
+where
+    C: Control,
+    F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
+{
+    if contention::policy().serial_after == 0 {
+        return run_attempts(ctx, f, waker, None);
+    }
+    let outcome = attempt(ctx, f, false, 0);
+    if let Ok(Ok(_)) = &outcome {
+        if ctx.forced_outcome().is_none() {
+            if let Ok(read_only) = ctx.commit() {
+                ctx.counters.commit(read_only);
+                run_hooks(ctx);
+                let Ok(Ok(value)) = outcome else { unreachable!("matched above") };
+                return Step::Done(Ok(value));
+            }
         }
-        Ok(result) => match (ctx.forced_outcome(), result) {
-            (Some(Err(c)), _) => (Next::Restart(c), ctx.discard()),
-            (Some(Ok(_retry)), _) => wait(ctx),
-            (None, Ok(value)) => match ctx.commit() {
-                Ok((read_only, hooks)) => {
-                    ctx.counters.commit(read_only);
-                    (Next::Return(Step::Done(Ok(value))), hooks)
-                }
-                Err(c) => (Next::Restart(c), ctx.discard()),
-            },
-            (None, Err(e)) => match e.stm_kind() {
-                Some(Kind::Retry) => wait(ctx),
-                Some(Kind::Conflict) => unreachable!("a conflict always poisons the attempt"),
-                None => match ctx.revalidate() {
-                    Ok(()) => {
-                        ctx.counters.user_abort();
-                        (Next::Return(Step::Done(Err(e))), ctx.discard())
-                    }
-                    Err(c) => (Next::Restart(c), ctx.discard()),
-                },
-            },
+    }
+    run_attempts(ctx, f, waker, Some(outcome))
+}
+
+/// The body returned an error: a retry, a conflict, or a user abort.
+#[cold]
+fn after_error<R, C: Control>(ctx: &TxInner, e: C, waker: Option<&Waker>) -> Next<R, C> {
+    match ctx.forced_outcome() {
+        Some(Err(c)) => {
+            ctx.discard();
+            return Next::Restart(c);
+        }
+        Some(Ok(_retry)) => return wait(ctx, waker),
+        None => {}
+    }
+    match e.stm_kind() {
+        Some(Kind::Retry) => wait(ctx, waker),
+        Some(Kind::Conflict) => unreachable!("a conflict always poisons the attempt"),
+        None => match ctx.revalidate() {
+            Ok(()) => {
+                ctx.counters.user_abort();
+                ctx.discard();
+                Next::Return(Step::Done(Err(e)))
+            }
+            Err(c) => {
+                ctx.discard();
+                Next::Restart(c)
+            }
         },
     }
+}
+
+/// The body unwound: a user panic (discard and resume it) or a nested transaction's signal.
+#[cold]
+fn after_unwind<R, C>(ctx: &TxInner, payload: Box<dyn std::any::Any + Send>, waker: Option<&Waker>) -> Next<R, C> {
+    if payload.is::<NestedSignal>() {
+        match ctx.forced_outcome() {
+            Some(Err(c)) => {
+                ctx.discard();
+                Next::Restart(c)
+            }
+            _ => wait(ctx, waker),
+        }
+    } else {
+        ctx.counters.panic();
+        ctx.discard();
+        Next::Resume(payload)
+    }
+}
+
+/// The body retried: wait for a change, or restart if the snapshot was already stale.
+fn wait<R, C>(ctx: &TxInner, waker: Option<&Waker>) -> Next<R, C> {
+    let next = match wait_or_conflict(ctx, waker) {
+        Ok(reg) => Next::Return(Step::Wait(reg)),
+        Err(c) => Next::Restart(c),
+    };
+    ctx.discard();
+    next
 }
 
 /// The body retried: register a waiter and revalidate (still pinned, INV-WAKE). Returns the
@@ -135,7 +224,8 @@ where
 /// conflict if the attempt's snapshot was stale.
 fn wait_or_conflict(ctx: &TxInner, waker: Option<&Waker>) -> Result<Registration, Conflict> {
     if ctx.read_nothing() {
-        drop(ctx.discard());
+        ctx.discard();
+        run_hooks(ctx);
         panic!(
             "retry() called by a transaction that has read no TVar: nothing could ever wake it. \
              Read the TVars whose change should wake the transaction before calling retry()"
@@ -246,8 +336,9 @@ where
         if ctx.is_active() {
             return run_nested(ctx, f);
         }
+        let mut step = fast_path(ctx, f, None);
         loop {
-            match run_attempts(ctx, f, None) {
+            match step {
                 Step::Done(r) => return r.map_err(C::into_user),
                 Step::Wait(reg) => {
                     if !reg.is_notified() {
@@ -256,6 +347,7 @@ where
                     ctx.counters.wakeup();
                 }
             }
+            step = run_attempts(ctx, f, None, None);
         }
     })
 }
@@ -364,7 +456,7 @@ where
                  the enclosing transaction instead"
             );
             loop {
-                match run_attempts(ctx, &mut this.f, Some(cx.waker())) {
+                match run_attempts(ctx, &mut this.f, Some(cx.waker()), None) {
                     Step::Done(Ok(r)) => return Poll::Ready(r),
                     Step::Done(Err(e)) => match IntoUser::into_user(e) {},
                     Step::Wait(reg) if reg.is_notified() => ctx.counters.wakeup(),

@@ -63,6 +63,7 @@ pub mod contention;
 mod error;
 mod lock_word;
 mod reclaim;
+mod recycle;
 pub mod stats;
 mod sync;
 mod tvar;

@@ -21,6 +21,7 @@ pub(crate) fn pin() -> Guard {
 }
 
 /// A raw pointer that may cross threads inside a deferred destructor.
+#[derive(Debug)]
 struct SendPtr<T>(*mut T);
 
 // SAFETY: the pointer is only dereferenced by the deferred destructor, which owns the pointee
@@ -50,5 +51,92 @@ pub(crate) unsafe fn retire_box<T: Send>(guard: &Guard, ptr: *mut T) {
     // reader still holds it. `T: Send` allows the drop on another thread.
     unsafe {
         guard.defer_unchecked(move || drop(Box::from_raw(ptr.into_raw())));
+    }
+}
+
+/// Drops a retired value once it is safe.
+pub(crate) type DropFn = unsafe fn(*mut ());
+
+/// A thread's batch of retired values, handed to the collector 16 at a time: one deferred
+/// closure per batch instead of one per value, which keeps crossbeam-epoch's bags (and their
+/// allocations) out of the per-write cost.
+#[derive(Debug, Default)]
+pub(crate) struct Garbage {
+    batch: Vec<(SendPtr<()>, DropFn)>,
+}
+
+const BATCH: usize = 16;
+
+impl Garbage {
+    /// Retires `ptr` (to be dropped with `drop_fn`) once no thread pinned now holds it.
+    ///
+    /// Holding a value in the batch a little longer than needed is safe: the deferral, made
+    /// later, waits for every thread pinned at that later time, a superset of those that
+    /// could have read the value before it was unlinked (INV-RECLAIM).
+    #[inline]
+    pub(crate) fn retire(&mut self, guard: &Guard, ptr: *mut (), drop_fn: DropFn) {
+        if self.batch.capacity() == 0 {
+            self.batch = spare_batch();
+        }
+        self.batch.push((SendPtr(ptr), drop_fn));
+        if self.batch.len() >= BATCH {
+            self.flush(guard);
+        }
+    }
+
+    /// Hands the whole batch to the collector now.
+    pub(crate) fn flush(&mut self, guard: &Guard) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        // SAFETY: every pointer in the batch was unlinked from its TVar before it was retired
+        // and is retired once (INV-PUBLISHED); the closure runs only after every thread pinned
+        // now has unpinned (INV-RECLAIM). The values are `Send` (TVar's bounds), and `drop_fn`
+        // is the destructor made for each one's type (INV-HEADER).
+        unsafe {
+            guard.defer_unchecked(move || {
+                for (ptr, drop_fn) in batch.drain(..) {
+                    drop_fn(ptr.into_raw());
+                }
+                keep_spare_batch(batch);
+            });
+        }
+    }
+}
+
+type Batch = Vec<(SendPtr<()>, DropFn)>;
+
+crate::sync::thread_local_state! {
+    /// Empty batches kept for reuse: allocating a fresh batch on every flush sends
+    /// glibc's malloc into `malloc_consolidate`.
+    static SPARE: std::cell::RefCell<Vec<Batch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn spare_batch() -> Batch {
+    SPARE
+        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(BATCH))
+}
+
+fn keep_spare_batch(batch: Batch) {
+    debug_assert!(batch.is_empty());
+    let _ = SPARE.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if s.len() < 128 {
+                s.push(batch);
+            }
+        }
+    });
+}
+
+impl Drop for Garbage {
+    fn drop(&mut self) {
+        if !self.batch.is_empty() {
+            let guard = pin();
+            self.flush(&guard);
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crate::lock_word::{self, is_locked, same_state};
-use crate::reclaim;
+use crate::{reclaim, recycle};
 use crate::sync::{fence, spin_hint, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// The type-independent part of a TVar's core: what the read set, the commit and the wait
@@ -39,8 +39,9 @@ impl<T> Drop for Core<T> {
     fn drop(&mut self) {
         let ptr = self.value.load(Ordering::Relaxed);
         // SAFETY: `&mut self` means the core is retired and unreachable (INV-RECLAIM), so the
-        // current value box is owned by the core alone (INV-PUBLISHED).
-        drop(unsafe { Box::from_raw(ptr) });
+        // current value box, made by `recycle::boxed`, is owned by the core alone
+        // (INV-PUBLISHED).
+        unsafe { recycle::drop_boxed(ptr) };
     }
 }
 
@@ -86,7 +87,7 @@ unsafe impl<T: Send + Sync + 'static> Sync for TVar<T> {}
 impl<T: Send + Sync + 'static> TVar<T> {
     /// Creates a TVar holding `value`, at version 0.
     pub fn new(value: T) -> Self {
-        let value = Box::into_raw(Box::new(value));
+        let value = recycle::boxed(value);
         let core = Box::new(Core {
             header: Header { lock: AtomicU64::new(lock_word::at_version(0)), refs: AtomicUsize::new(1) },
             value: AtomicPtr::new(value),

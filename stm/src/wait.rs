@@ -7,12 +7,15 @@
 //! A commit that unlocks a TVar whose old word had `WAITERS` set wakes every waiter
 //! registered under that address.
 //!
-//! No wakeup is lost (INV-WAKE): the waiter's `fetch_or` of `WAITERS` and the committer's
-//! unlocking `swap` are read-modify-writes of the same word, so one comes first. If the
-//! `fetch_or` comes first, the swap returns the bit, and the registration (made before the
-//! `fetch_or`, under the shard lock) is visible to the committer, who wakes us. If the swap
-//! comes first, our revalidation (after the `fetch_or`) sees the new version and we do not
-//! sleep.
+//! No wakeup is lost (INV-WAKE): a waiter sets `WAITERS` only with a CAS on an *unlocked*
+//! word, and a committer reads the word with the CAS that locks it. Both are read-modify-
+//! writes of the same word, so one comes first. If the waiter's CAS comes first, the
+//! committer's locking CAS returns the bit (locking keeps it), and the registration (made
+//! before the CAS, under the shard lock) is visible to the committer, who wakes us after
+//! unlocking. If the locking CAS comes first, the waiter's CAS cannot succeed until the
+//! committer unlocks with a new version, so our revalidation (after the CAS) sees it and we
+//! do not sleep. Because no bit can appear while a TVar is locked, the committer unlocks
+//! with a plain store.
 //!
 //! The table is keyed by address only: a waiter never dereferences a TVar after it stops
 //! waiting, so a TVar may be dropped while waiters are registered under it. A stale entry
@@ -22,8 +25,8 @@ use std::task::Waker;
 
 use crossbeam_utils::CachePadded;
 
-use crate::lock_word::WAITERS;
-use crate::sync::{global, AtomicBool, Arc, Mutex, Ordering, Thread};
+use crate::lock_word::{is_locked, WAITERS};
+use crate::sync::{global, spin_hint, AtomicBool, AtomicU64, Arc, Mutex, Ordering, Thread};
 use crate::tvar::Header;
 
 const SHARDS: usize = 64;
@@ -113,10 +116,7 @@ impl Registration {
             // SAFETY: the caller pinned before reading `header`'s TVar and is still pinned,
             // so the core is alive (INV-RECLAIM); we touch only its atomic lock word.
             let lock = unsafe { &(*header).lock };
-            // Release: pairs with the Acquire part of the unlocking swap in `commit`: if the
-            // committer sees this bit, it sees our entry pushed above (INV-WAKE).
-            // Acquire: so that our revalidation reads at least the word this RMW saw.
-            lock.fetch_or(WAITERS, Ordering::AcqRel);
+            set_waiters_bit(lock);
         }
         Self { waiter, addrs }
     }
@@ -158,8 +158,37 @@ impl Drop for Registration {
     }
 }
 
-/// Wakes every waiter registered under `header`. Called by a committer whose unlocking swap
-/// returned a word with `WAITERS` set.
+/// Sets `WAITERS` on an unlocked word, waiting while a commit holds the lock (INV-WAKE).
+fn set_waiters_bit(lock: &AtomicU64) {
+    let mut spins = 0_u32;
+    loop {
+        // Relaxed: the CAS below re-reads and orders.
+        let word = lock.load(Ordering::Relaxed);
+        if !is_locked(word) {
+            // Release pairs with the Acquire of the CAS that next locks this word in
+            // `commit::lock_writes`: a committer that sees the bit sees our entry pushed before
+            // (INV-WAKE). Acquire: our revalidation then reads no older word than this one.
+            // The CAS is made even if the bit is already set, so that it is our write the
+            // committer reads.
+            if lock
+                .compare_exchange_weak(word, word | WAITERS, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+            continue;
+        }
+        spins += 1;
+        if spins < 64 {
+            spin_hint();
+        } else {
+            crate::sync::yield_now();
+        }
+    }
+}
+
+/// Wakes every waiter registered under `header`. Called by a committer whose locking CAS
+/// returned a word with `WAITERS` set, after it unlocked.
 pub(crate) fn wake_all(header: *const Header) -> usize {
     let addr = header as usize;
     let woken: Vec<Arc<Waiter>> = {

@@ -1,4 +1,5 @@
-//! Commit: lock the write set, take a write version, validate the reads, publish, unlock.
+//! Commit: lock the write set, take a write version, validate the reads, then publish each
+//! new value and unlock its TVar at the write version.
 
 use super::{Conflict, TxState};
 use crate::clock::CLOCK;
@@ -6,26 +7,21 @@ use crate::contention::lock_patience;
 use crate::lock_word::{self, is_locked, LOCKED, WAITERS};
 use crate::stats::Cause;
 use crate::sync::{spin_hint, Ordering};
-
-/// Why a commit failed.
-#[derive(Debug)]
-pub(crate) struct CommitError(Conflict);
-
-impl CommitError {
-    pub(crate) fn into_conflict(self) -> Conflict {
-        self.0
-    }
-}
+use crate::tvar::Header;
 
 impl TxState {
     /// Commits the attempt's writes (a read-only attempt has nothing to do: every read was
-    /// validated against one snapshot when it was made, INV-OPACITY).
-    pub(super) fn commit(&mut self) -> Result<(), CommitError> {
+    /// validated against one snapshot when it was made, INV-OPACITY). On error every lock
+    /// is released and nothing is published.
+    pub(super) fn commit(&mut self) -> Result<(), Conflict> {
         if self.writes.is_empty() {
             self.release_held();
             return Ok(());
         }
-        self.lock_writes()?;
+        if let Err(c) = self.lock_writes() {
+            self.unlock_unpublished();
+            return Err(c);
+        }
         let wv = CLOCK.tick();
         // With a fetch_add clock, `wv == rv + 1` means no other commit took a version since
         // our snapshot, so nothing we read can have changed (TL2's shortcut). Serial mode
@@ -33,7 +29,7 @@ impl TxState {
         if !self.serial && wv != self.rv + 1 {
             if let Err(c) = self.validate(Cause::Validate) {
                 self.unlock_unpublished();
-                return Err(CommitError(c));
+                return Err(c);
             }
         }
         self.publish(wv);
@@ -42,58 +38,33 @@ impl TxState {
 
     /// Locks every TVar of the write set, waiting a bounded time for each (never waiting
     /// unboundedly while holding locks: no deadlock). Serial mode waits as long as needed.
-    fn lock_writes(&mut self) -> Result<(), CommitError> {
+    fn lock_writes(&mut self) -> Result<(), Conflict> {
         let patience = lock_patience(self.conflicts);
         let serial = self.serial;
-        let mut failed = None;
         for e in self.writes.iter_mut() {
-            let addr = e.header as usize;
-            if serial && self.held.remove(&addr) {
-                e.locked = true; // locked when read (INV-SERIAL)
-                continue;
-            }
             // SAFETY: the entry was logged in this pinned attempt, so its core is alive
             // (INV-RECLAIM, INV-REFS); the lock word is an atomic.
             let header = unsafe { &*e.header };
             if serial {
-                super::lock_serial(header);
+                e.waiters = if self.held.remove(&(e.header as usize)) {
+                    // Locked when read (INV-SERIAL); no waiter sets its bit on a locked word.
+                    // Relaxed: we own the lock, so nobody else writes the word.
+                    header.lock.load(Ordering::Relaxed) & WAITERS != 0
+                } else {
+                    super::lock_serial(header) & WAITERS != 0
+                };
                 e.locked = true;
                 continue;
             }
-            let mut spins = 0_u32;
-            loop {
-                // Relaxed: the CAS below re-checks and orders.
-                let word = header.lock.load(Ordering::Relaxed);
-                if !is_locked(word) {
-                    // Acquire pairs with the Release that last unlocked this word.
-                    if header
-                        .lock
-                        .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        e.locked = true;
-                        break;
-                    }
-                    continue;
+            match try_lock(header, patience) {
+                Some(word) => {
+                    e.locked = true;
+                    e.waiters = word & WAITERS != 0;
                 }
-                spins += 1;
-                if spins > patience {
-                    failed = Some(Conflict { cause: Cause::Lock, tvar: addr, site: e.site });
-                    break;
-                }
-                spin_hint();
-            }
-            if failed.is_some() {
-                break;
+                None => return Err(Conflict { cause: Cause::Lock, tvar: e.header as usize, site: e.site }),
             }
         }
-        match failed {
-            None => Ok(()),
-            Some(c) => {
-                self.unlock_unpublished();
-                Err(CommitError(c))
-            }
-        }
+        Ok(())
     }
 
     /// Gives back every lock taken without publishing (the versions are unchanged).
@@ -102,36 +73,72 @@ impl TxState {
             // SAFETY: we hold the lock, taken in this pinned attempt (INV-RECLAIM).
             let header = unsafe { &*e.header };
             // Release pairs with the Acquire of the next locker or reader; the version and
-            // any waiter bit set while we held it are kept.
+            // the waiter bit are kept.
             header.lock.fetch_and(!LOCKED, Ordering::Release);
             e.locked = false;
         }
         self.release_held();
     }
 
-    /// Publishes every pending value, then unlocks each TVar at version `wv` and wakes its
-    /// waiters.
+    /// Publishes every pending value and unlocks its TVar at version `wv`, waking its
+    /// waiters. Per TVar, publish-then-unlock is enough: all locks were taken before `wv`, so
+    /// a reader that sees one TVar at `wv` finds the others locked or at `wv` (INV-CLOCK).
     fn publish(&mut self, wv: u64) {
         let guard = self.guard.as_ref().expect("commit runs pinned");
-        for e in self.writes.iter_mut() {
-            // SAFETY: `publish` was made for this TVar's type (INV-HEADER); we hold its lock and
-            // are pinned; the entry owns `value` and gives it up here (INV-PENDING).
-            unsafe { (e.publish)(e.header, e.value, guard) };
-            e.value = std::ptr::null_mut();
-        }
         let new_word = lock_word::at_version(wv);
         for e in self.writes.iter_mut() {
-            // SAFETY: as above, the core is alive while we are pinned (INV-RECLAIM).
-            let header = unsafe { &*e.header };
-            // AcqRel: Release pairs with readers' Acquire loads of the word (they see the
-            // value published above); Acquire pairs with a waiter's AcqRel `fetch_or`, so if
-            // we see its bit we see its registration in the wait table (INV-WAKE).
-            let old = header.lock.swap(new_word, Ordering::AcqRel);
+            // SAFETY: the entry was logged in this pinned attempt, so its core is alive
+            // (INV-RECLAIM); every core starts with its header and the value pointer follows
+            // at the same offset whatever `T` is (INV-HEADER).
+            let value = unsafe { super::value_slot(e.header) };
+            // Relaxed: only the lock holder writes the pointer, and we hold the lock.
+            let old = value.load(Ordering::Relaxed);
+            // Release pairs with the Acquire value loads of readers, which then see the new
+            // value initialized.
+            value.store(e.value, Ordering::Release);
+            e.value = std::ptr::null_mut(); // the TVar owns it now (INV-PUBLISHED)
+            // SAFETY: see above.
+            let header: &Header = unsafe { &*e.header };
+            // Release pairs with readers' Acquire loads of the word: a reader that sees the
+            // new version sees the value stored above. A plain store is enough: no waiter
+            // sets its bit on a locked word (INV-WAKE), so there is nothing to preserve.
+            header.lock.store(new_word, Ordering::Release);
             e.locked = false;
-            if old & WAITERS != 0 {
+            if e.waiters {
                 crate::wait::wake_all(e.header);
             }
+            self.garbage.retire(guard, old, e.drop_value);
         }
+        self.writes.clear_published();
         self.release_held();
+    }
+}
+
+/// Takes `header`'s lock, spinning at most `patience` times while another commit holds it.
+/// Returns the word before locking.
+#[inline]
+fn try_lock(header: &Header, patience: u32) -> Option<u64> {
+    let mut spins = 0_u32;
+    loop {
+        // Relaxed: the CAS below re-checks and orders.
+        let word = header.lock.load(Ordering::Relaxed);
+        if !is_locked(word) {
+            // Acquire pairs with the Release store that last unlocked this word (we see the
+            // value it published) and with a waiter's Release CAS of `WAITERS` (we see its
+            // registration, INV-WAKE).
+            if header
+                .lock
+                .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(word);
+            }
+            continue;
+        }
+        spins += 1;
+        if spins > patience {
+            return None;
+        }
+        spin_hint();
     }
 }

@@ -26,7 +26,7 @@ use crate::error::{Control, Kind, Stm, StmError};
 use crate::lock_word::{self, is_locked, same_state, LOCKED};
 use crate::reclaim::{self, Guard, LocalHandle};
 use crate::stats::{Cause, Counters};
-use crate::sync::{spin_hint, thread_local_state, Arc, Ordering};
+use crate::sync::{spin_hint, thread_local_state, Arc, AtomicPtr, Ordering};
 use crate::tvar::{Core, Header, TVar};
 
 /// Why an attempt must restart, and where: for statistics and conflict attribution.
@@ -73,11 +73,17 @@ pub(crate) struct TxState {
     nested_retry: bool,
     /// Serial (irrevocable) mode: every TVar read is locked as it is read.
     serial: bool,
+    /// `poisoned.is_some() || nested_retry || serial`: one test keeps reads on the fast path.
+    unusual: bool,
     /// In serial mode, the TVars whose lock this attempt holds.
     held: HashSet<usize>,
     /// Consecutive conflicts of this transaction so far (its age).
     conflicts: u32,
     hooks: Vec<Hook>,
+    /// Whether the last attempt committed (selects its hooks).
+    committed: bool,
+    /// Values replaced by this thread's commits, waiting to be handed to the collector.
+    garbage: reclaim::Garbage,
 }
 
 /// The per-thread transaction context.
@@ -137,9 +143,12 @@ impl TxInner {
                 poisoned: None,
                 nested_retry: false,
                 serial: false,
+                unusual: false,
                 held: HashSet::new(),
                 conflicts: 0,
                 hooks: Vec::new(),
+                committed: false,
+                garbage: reclaim::Garbage::default(),
             }),
             handle: reclaim::register(),
             counters,
@@ -170,6 +179,7 @@ impl TxInner {
     }
 
     /// Starts an attempt: pins, takes a snapshot, and clears the logs.
+    #[inline]
     pub(crate) fn begin(&self, serial: bool, conflicts: u32) {
         // SAFETY: the owning thread, between attempts; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
@@ -177,6 +187,7 @@ impl TxInner {
         st.guard = Some(self.handle.pin());
         st.rv = CLOCK.now();
         st.serial = serial;
+        st.unusual = serial;
         st.conflicts = conflicts;
         st.poisoned = None;
         st.nested_retry = false;
@@ -184,38 +195,78 @@ impl TxInner {
     }
 
     /// Ends an attempt that does not commit: releases serial-mode locks, drops pending
-    /// values, clears the logs and unpins. Returns the hooks that must run now.
-    pub(crate) fn discard(&self) -> Vec<Hook> {
+    /// values, clears the logs and unpins. Its hooks wait in `take_hooks`.
+    pub(crate) fn discard(&self) {
         // SAFETY: the owning thread, after the body returned; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
         st.release_held();
         st.clear_logs();
         st.guard = None;
-        let hooks = std::mem::take(&mut st.hooks);
-        hooks.into_iter().filter(|h| !matches!(h, Hook::Commit(_))).collect()
+        st.committed = false;
     }
 
-    /// Commits the attempt. On success, returns whether it was read-only and the hooks to
-    /// run; the logs are cleared and the thread unpinned either way, except on error, where
-    /// the caller calls `discard`.
-    pub(crate) fn commit(&self) -> Result<(bool, Vec<Hook>), Conflict> {
+    /// Commits the attempt and returns whether it was read-only. The logs are cleared and
+    /// the thread unpinned on success; on error the caller calls `discard`.
+    #[inline]
+    pub(crate) fn commit(&self) -> Result<bool, Conflict> {
         // SAFETY: the owning thread, after the body returned; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
-        if let Some(c) = st.poisoned {
-            return Err(c);
+        if st.unusual {
+            if let Some(c) = st.poisoned {
+                return Err(c);
+            }
         }
         let read_only = st.writes.is_empty();
-        st.commit().map_err(|e| e.into_conflict())?;
-        st.clear_logs();
+        if read_only && !st.serial {
+            // Every read was validated against one snapshot as it was made (INV-OPACITY):
+            // nothing to lock, publish or check.
+            st.reads.clear();
+            if !st.superseded.is_empty() {
+                st.superseded_clear();
+            }
+        } else {
+            st.commit()?;
+            st.clear_logs();
+        }
         st.guard = None;
-        let hooks = std::mem::take(&mut st.hooks);
-        Ok((read_only, hooks.into_iter().filter(|h| !matches!(h, Hook::Abort(_))).collect()))
+        st.committed = true;
+        Ok(read_only)
+    }
+
+    /// Whether the last attempt registered any hook.
+    #[inline]
+    pub(crate) fn has_hooks(&self) -> bool {
+        // SAFETY: the owning thread, between attempts; no user code runs (INV-LOGS).
+        !unsafe { self.state() }.hooks.is_empty()
+    }
+
+    /// The hooks the last attempt left to run (commit or abort ones, by how it ended).
+    #[inline]
+    pub(crate) fn take_hooks(&self) -> Vec<Hook> {
+        // SAFETY: the owning thread, between attempts; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        if st.hooks.is_empty() {
+            return Vec::new();
+        }
+        let committed = st.committed;
+        std::mem::take(&mut st.hooks)
+            .into_iter()
+            .filter(|h| match h {
+                Hook::Commit(_) => committed,
+                Hook::Abort(_) => !committed,
+                Hook::Always(_) => true,
+            })
+            .collect()
     }
 
     /// The conflict that poisoned this attempt, or a retry signalled by a nested transaction.
+    #[inline]
     pub(crate) fn forced_outcome(&self) -> Option<Result<Kind, Conflict>> {
         // SAFETY: the owning thread, after the body returned (INV-LOGS).
         let st = unsafe { self.state() };
+        if !st.unusual {
+            return None;
+        }
         match (st.poisoned, st.nested_retry) {
             (Some(c), _) => Some(Err(c)),
             (None, true) => Some(Ok(Kind::Retry)),
@@ -257,6 +308,7 @@ impl TxInner {
     ) -> Option<crate::wait::Registration> {
         // SAFETY: the owning thread; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
+        st.flush_garbage();
         let reg = crate::wait::Registration::register(st.reads.iter().map(|e| e.header), waker);
         // Revalidate after registering (INV-WAKE). Any change, or a commit in progress on a
         // TVar we read, means we should run again rather than sleep.
@@ -308,13 +360,16 @@ impl TxInner {
         // SAFETY: the owning thread; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
         st.poisoned.get_or_insert(c);
+        st.unusual = true;
         StmError::CONFLICT
     }
 
     /// Records that a nested transaction retried by unwinding.
     pub(crate) fn note_nested_retry(&self) {
         // SAFETY: the owning thread; no user code runs (INV-LOGS).
-        unsafe { self.state() }.nested_retry = true;
+        let st = unsafe { self.state() };
+        st.nested_retry = true;
+        st.unusual = true;
     }
 
     /// The number of TVars read and written so far (for diagnostics and tests).
@@ -329,17 +384,33 @@ impl TxState {
     fn clear_logs(&mut self) {
         self.reads.clear();
         self.writes.clear();
+        self.superseded_clear();
+        if !self.held.is_empty() {
+            self.held.clear();
+        }
+        self.depth = 0;
+    }
+
+    fn superseded_clear(&mut self) {
         for s in self.superseded.drain(..) {
             // SAFETY: the attempt is over, so no reference into a pending value is alive
             // (INV-PENDING); the superseded list owned it.
             unsafe { (s.drop_value)(s.value) };
         }
-        self.held.clear();
-        self.depth = 0;
+    }
+
+    /// Hands retired values to the collector now (before this thread sleeps, so that they
+    /// are not held for as long as it waits).
+    fn flush_garbage(&mut self) {
+        let guard = self.guard.as_ref().expect("flushed while pinned");
+        self.garbage.flush(guard);
     }
 
     /// Serial mode: unlocks every TVar locked for reading and not published.
     fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
         for &addr in &self.held {
             let header = addr as *const Header;
             // SAFETY: we hold this TVar's lock, taken in this pinned attempt, so its core is
@@ -367,6 +438,7 @@ impl TxState {
 
     /// Tries to move the snapshot forward to now (LSA): succeeds if nothing read so far has
     /// changed.
+    #[cold]
     fn extend(&mut self) -> Result<(), Conflict> {
         // Load the time first, then validate: every read is then current at `now`.
         let now = CLOCK.now();
@@ -401,25 +473,22 @@ impl fmt::Debug for Transaction<'_> {
     }
 }
 
-/// Builds the value of a TVar of type `T` into a pending write.
-unsafe fn publish_value<T: Send + Sync + 'static>(header: *const Header, value: *mut (), guard: &Guard) {
-    // SAFETY: entries for a header are only made by `Transaction::write::<T>` on that TVar,
-    // so `header` is the header of a `Core<T>` (INV-HEADER); commit holds its lock and the
-    // attempt is pinned, so the core is alive (INV-RECLAIM).
-    let core = unsafe { &*header.cast::<Core<T>>() };
-    // AcqRel: Release pairs with the Acquire value loads of readers (`Transaction::read`,
-    // `tvar::stable_value`), which then see the new value initialized; Acquire makes the old
-    // value's initialization visible to us before we hand it to its destructor.
-    let old = core.value.swap(value.cast::<T>(), Ordering::AcqRel);
-    // SAFETY: `old` came from `Box::<T>::into_raw` (INV-PUBLISHED) and is no longer
-    // reachable from the TVar after the swap; only this commit retires it.
-    unsafe { reclaim::retire_box(guard, old) };
+/// The value pointer of the TVar whose header is `header`, whatever its `T`.
+///
+/// # Safety
+///
+/// `header` is the header of a live `Core<T>` for some sized `T`.
+pub(crate) unsafe fn value_slot<'a>(header: *const Header) -> &'a AtomicPtr<()> {
+    // SAFETY: `Core<T>` is `repr(C)` with the header first and an `AtomicPtr<T>` next, so the
+    // field's offset does not depend on `T`, and `AtomicPtr<T>` has the layout of
+    // `AtomicPtr<()>` for every sized `T` (INV-HEADER). The core is alive per the contract.
+    unsafe { &(*header.cast::<Core<()>>()).value }
 }
 
 unsafe fn drop_value<T>(value: *mut ()) {
-    // SAFETY: the caller owns `value`, a `Box<T>` made by `Transaction::write::<T>`
-    // (INV-PENDING).
-    drop(unsafe { Box::from_raw(value.cast::<T>()) });
+    // SAFETY: the caller owns `value`, a box made by `recycle::boxed::<T>` in
+    // `Transaction::write::<T>` or `TVar::new` (INV-PENDING, INV-PUBLISHED).
+    unsafe { crate::recycle::drop_boxed(value.cast::<T>()) };
 }
 
 impl<'a> Transaction<'a> {
@@ -447,9 +516,29 @@ impl<'a> Transaction<'a> {
     /// assert_eq!(len, 7);
     /// ```
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn read<T: Send + Sync + 'static>(&self, var: &TVar<T>) -> Stm<&T> {
         let site = Location::caller();
+        let header = var.header();
+        // SAFETY: the owning thread; the borrow ends before this function returns and no user
+        // code runs meanwhile (INV-LOGS).
+        let st = unsafe { self.inner.state() };
+        if !st.unusual && !st.writes.may_contain(header) {
+            return match st.read_shared(var.core(), header, site) {
+                // SAFETY: the attempt pinned before loading the pointer and stays pinned while
+                // `self` is borrowed (INV-PIN); a published value is freed no earlier than
+                // every such pin ends (INV-RECLAIM) and is never mutated (INV-PUBLISHED).
+                Ok(ptr) => Ok(unsafe { &*ptr }),
+                Err(c) => Err(self.inner.poison(c)),
+            };
+        }
+        self.read_slow(var, site)
+    }
+
+    /// Reads that are not a plain optimistic read: the attempt is poisoned or serial, or it
+    /// may have written `var`.
+    #[cold]
+    fn read_slow<T: Send + Sync + 'static>(&self, var: &TVar<T>, site: &'static Location<'static>) -> Stm<&T> {
         let header = var.header();
         // SAFETY: the owning thread; the borrow ends before this function returns and no user
         // code runs meanwhile (INV-LOGS).
@@ -471,10 +560,7 @@ impl<'a> Transaction<'a> {
         } else {
             match st.read_shared(core, header, site) {
                 Ok(p) => p,
-                Err(c) => {
-                    st.poisoned.get_or_insert(c);
-                    return Err(StmError::CONFLICT);
-                }
+                Err(c) => return Err(self.inner.poison(c)),
             }
         };
         // SAFETY: the attempt pinned before loading `ptr` and stays pinned while `self` is
@@ -489,7 +575,7 @@ impl<'a> Transaction<'a> {
     ///
     /// As [`read`](Self::read).
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &TVar<T>) -> Stm<T> {
         self.read(var).cloned()
     }
@@ -512,11 +598,11 @@ impl<'a> Transaction<'a> {
         }
         let entry = WriteEntry {
             header: var.header(),
-            value: Box::into_raw(Box::new(value)).cast::<()>(),
-            publish: publish_value::<T>,
+            value: crate::recycle::boxed(value).cast::<()>(),
             drop_value: drop_value::<T>,
             site,
             locked: false,
+            waiters: false,
         };
         if let Some(old) = st.writes.insert(entry) {
             if st.depth == 0 {
@@ -642,7 +728,7 @@ pub(crate) struct NestedScope {
 impl TxState {
     /// The optimistic read: validated as it happens (INV-VERSION), extending the snapshot
     /// when the TVar is newer (INV-OPACITY).
-    #[inline]
+    #[inline(always)]
     fn read_shared<T>(
         &mut self,
         core: &Core<T>,
@@ -675,6 +761,7 @@ impl TxState {
             if version > self.rv {
                 self.extend()?;
             }
+            // A poisoned or serial attempt never gets here (`unusual`).
             self.reads.push(ReadEntry { header, version, site });
             return Ok(ptr);
         }

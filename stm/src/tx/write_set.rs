@@ -7,14 +7,11 @@
 use std::collections::HashMap;
 use std::panic::Location;
 
-use crate::reclaim::Guard;
 use crate::tvar::Header;
 
 const LINEAR_MAX: usize = 16;
 
-/// Publishes a pending value into its TVar and retires the old one.
-pub(crate) type PublishFn = unsafe fn(*const Header, *mut (), &Guard);
-/// Drops a pending value that will never be published.
+/// Drops a value of the TVar's type (a pending one never published, or a retired one).
 pub(crate) type DropFn = unsafe fn(*mut ());
 
 /// One pending write.
@@ -24,12 +21,13 @@ pub(crate) struct WriteEntry {
     pub(crate) header: *const Header,
     /// The new value: a `Box<T>` for the TVar's `T`, owned by this entry (INV-PENDING).
     pub(crate) value: *mut (),
-    pub(crate) publish: PublishFn,
     pub(crate) drop_value: DropFn,
     /// Where it was (last) written, for conflict attribution.
     pub(crate) site: &'static Location<'static>,
     /// Whether commit holds this TVar's lock now.
     pub(crate) locked: bool,
+    /// Whether the word had `WAITERS` set when commit locked it.
+    pub(crate) waiters: bool,
 }
 
 /// A value replaced in the write set while a branch or nested transaction was open: kept
@@ -65,6 +63,12 @@ impl WriteSet {
         self.entries.len()
     }
 
+    /// Whether `header` may have an entry (false: it certainly has none).
+    #[inline]
+    pub(crate) fn may_contain(&self, header: *const Header) -> bool {
+        self.bloom & bloom_bit(header) != 0
+    }
+
     /// The position of `header`'s entry.
     #[inline]
     pub(crate) fn find(&self, header: *const Header) -> Option<usize> {
@@ -84,7 +88,18 @@ impl WriteSet {
 
     /// Records a write. If the TVar was written before, replaces the pending value and
     /// returns the old one, which the caller now owns.
+    #[inline]
     pub(crate) fn insert(&mut self, entry: WriteEntry) -> Option<Superseded> {
+        if self.entries.len() < LINEAR_MAX && !self.may_contain(entry.header) {
+            self.bloom |= bloom_bit(entry.header);
+            self.entries.push(entry);
+            return None;
+        }
+        self.insert_slow(entry)
+    }
+
+    #[cold]
+    fn insert_slow(&mut self, entry: WriteEntry) -> Option<Superseded> {
         if let Some(i) = self.find(entry.header) {
             let e = &mut self.entries[i];
             let old = std::mem::replace(&mut e.value, entry.value);
@@ -134,6 +149,17 @@ impl WriteSet {
 
     pub(crate) fn clear(&mut self) {
         self.truncate(0);
+    }
+
+    /// Empties the set after a commit published every value (nothing to drop).
+    #[inline]
+    pub(crate) fn clear_published(&mut self) {
+        debug_assert!(self.entries.iter().all(|e| e.value.is_null()));
+        self.entries.clear();
+        self.bloom = 0;
+        if !self.index.is_empty() {
+            self.index.clear();
+        }
     }
 
     pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, WriteEntry> {
