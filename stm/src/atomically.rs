@@ -308,7 +308,7 @@ pub fn atomically_or_err<R, E>(mut f: impl FnMut(&mut Transaction<'_>) -> StmRes
 }
 
 /// Internal: either `StmError` (then the `Err` is uninhabited) or `Abort<E>`.
-trait IntoUser: Control {
+pub(crate) trait IntoUser: Control {
     type User;
     fn into_user(self) -> Self::User;
 }
@@ -332,7 +332,16 @@ where
     C: IntoUser,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
-    with_context(|ctx| {
+    with_context(|ctx| run_blocking_in(ctx, f))
+}
+
+/// `atomically` on an explicit context (the thread-local one, or a loom model's).
+pub(crate) fn run_blocking_in<R, C, F>(ctx: &TxInner, f: &mut F) -> Result<R, C::User>
+where
+    C: IntoUser,
+    F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
+{
+    {
         if ctx.is_active() {
             return run_nested(ctx, f);
         }
@@ -349,7 +358,7 @@ where
             }
             step = run_attempts(ctx, f, None, None);
         }
-    })
+    }
 }
 
 /// A nested `atomically`: runs `f` inside the enclosing attempt (closed nesting).

@@ -60,6 +60,10 @@ pub fn policy() -> Policy {
 /// transaction's age (its consecutive conflicts), capped.
 #[inline]
 pub(crate) fn lock_patience(conflicts: u32) -> u32 {
+    if cfg!(loom) {
+        // Under loom every spin is a scheduling point: keep the state space small.
+        return 1 + conflicts.min(2);
+    }
     64 << conflicts.min(6)
 }
 
@@ -84,6 +88,11 @@ impl Rng {
 
 /// Waits before the next attempt after `conflicts` consecutive conflicts.
 pub(crate) fn backoff(conflicts: u32, rng: &mut Rng) {
+    if cfg!(loom) {
+        // Deterministic under loom (the random seed comes from an address).
+        crate::sync::yield_now();
+        return;
+    }
     if conflicts <= 6 {
         let max = 16_u64 << conflicts;
         let spins = max / 2 + rng.next() % (max / 2);

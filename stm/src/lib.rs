@@ -70,6 +70,9 @@ mod tvar;
 mod tx;
 mod wait;
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 pub use crate::atomically::{atomically, atomically_async, atomically_or_err, Atomically};
 pub use crate::error::{abort, check, retry, Abort, Control, Stm, StmError, StmResult};
 pub use crate::tvar::TVar;

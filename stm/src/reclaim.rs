@@ -10,14 +10,34 @@ pub(crate) use crossbeam_epoch::{Guard, LocalHandle};
 
 /// Registers the calling thread with the global collector; kept in the thread's context so
 /// that pinning does not look the handle up again.
+#[cfg(not(loom))]
 pub(crate) fn register() -> LocalHandle {
     crossbeam_epoch::default_collector().register()
 }
 
 /// Pins the calling thread without a registered handle (e.g. from a destructor that may run
 /// while thread-locals are being torn down: crossbeam-epoch falls back to a temporary handle).
+#[cfg(not(loom))]
 pub(crate) fn pin() -> Guard {
     crossbeam_epoch::pin()
+}
+
+// Under loom, crossbeam-epoch has no default collector: keep one per model execution.
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref COLLECTOR: crossbeam_epoch::Collector = crossbeam_epoch::Collector::new();
+}
+
+#[cfg(loom)]
+pub(crate) fn register() -> LocalHandle {
+    COLLECTOR.register()
+}
+
+/// Under loom, a temporary handle: a handle kept in a thread-local would be finalized while
+/// loom tears the thread down, which loom does not support.
+#[cfg(loom)]
+pub(crate) fn pin() -> Guard {
+    COLLECTOR.register().pin()
 }
 
 /// A raw pointer that may cross threads inside a deferred destructor.
@@ -110,7 +130,7 @@ type Batch = Vec<(SendPtr<()>, DropFn)>;
 crate::sync::thread_local_state! {
     /// Empty batches kept for reuse: allocating a fresh batch on every flush sends
     /// glibc's malloc into `malloc_consolidate`.
-    static SPARE: std::cell::RefCell<Vec<Batch>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE: std::cell::RefCell<Vec<Batch>> = std::cell::RefCell::new(Vec::new());
 }
 
 fn spare_batch() -> Batch {

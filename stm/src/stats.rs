@@ -23,7 +23,9 @@ use std::panic::Location;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{global, Arc, AtomicU64, Mutex, Ordering};
+use std::sync::Arc;
+
+use crate::sync::{global, AtomicU64, Mutex, Ordering};
 
 /// Why an attempt was abandoned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

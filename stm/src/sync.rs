@@ -56,14 +56,24 @@ impl<T> Mutex<T> {
 /// Declares a process-wide static: a plain `static` with a `const` initializer normally (no
 /// lazy-init check on the hot path), and one that loom resets between model executions.
 macro_rules! global {
-    ($(#[$attr:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr;) => {
+    ($(#[$attr:meta])* pub(crate) static $name:ident: $ty:ty = $init:expr;) => {
         #[cfg(not(loom))]
         $(#[$attr])*
-        $vis static $name: $ty = $init;
+        pub(crate) static $name: $ty = $init;
         #[cfg(loom)]
         loom::lazy_static! {
             $(#[$attr])*
-            $vis static ref $name: $ty = $init;
+            pub(crate) static ref $name: $ty = $init;
+        }
+    };
+    ($(#[$attr:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        static $name: $ty = $init;
+        #[cfg(loom)]
+        loom::lazy_static! {
+            $(#[$attr])*
+            static ref $name: $ty = $init;
         }
     };
 }

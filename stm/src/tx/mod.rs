@@ -26,7 +26,8 @@ use crate::error::{Control, Kind, Stm, StmError};
 use crate::lock_word::{self, is_locked, same_state, LOCKED};
 use crate::reclaim::{self, Guard, LocalHandle};
 use crate::stats::{Cause, Counters};
-use crate::sync::{spin_hint, thread_local_state, Arc, AtomicPtr, Ordering};
+use crate::sync::{spin_hint, thread_local_state, AtomicPtr, Ordering};
+use std::sync::Arc;
 use crate::tvar::{Core, Header, TVar};
 
 /// Why an attempt must restart, and where: for statistics and conflict attribution.
@@ -110,8 +111,16 @@ pub(crate) fn with_context<R>(f: impl FnOnce(&TxInner) -> R) -> R {
 }
 
 /// Whether the calling thread is inside a transaction body.
+#[cfg(not(loom))]
 pub(crate) fn in_transaction() -> bool {
     CONTEXT.try_with(|ctx| ctx.active.get()).unwrap_or(false)
+}
+
+/// Under loom, models run transactions on explicit contexts (see `loom_models`), never on
+/// the thread-local one.
+#[cfg(loom)]
+pub(crate) fn in_transaction() -> bool {
+    false
 }
 
 /// Panics with a clear message if called inside a transaction body.
@@ -130,7 +139,7 @@ pub(crate) fn with_thread_counters(f: impl FnOnce(&Counters)) {
 }
 
 impl TxInner {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let counters = crate::stats::register_thread();
         TxInner {
             state: UnsafeCell::new(TxState {
