@@ -193,7 +193,11 @@ fn after_error<R, C: Control>(ctx: &TxInner, e: C, waker: Option<&Waker>) -> Nex
 
 /// The body unwound: a user panic (discard and resume it) or a nested transaction's signal.
 #[cold]
-fn after_unwind<R, C>(ctx: &TxInner, payload: Box<dyn std::any::Any + Send>, waker: Option<&Waker>) -> Next<R, C> {
+fn after_unwind<R, C>(
+    ctx: &TxInner,
+    payload: Box<dyn std::any::Any + Send>,
+    waker: Option<&Waker>,
+) -> Next<R, C> {
     if payload.is::<NestedSignal>() {
         match ctx.forced_outcome() {
             Some(Err(c)) => {
@@ -300,7 +304,9 @@ pub fn atomically<R>(mut f: impl FnMut(&mut Transaction<'_>) -> Stm<R>) -> R {
 /// assert_eq!(r, Err(Insufficient { missing: 15 }));
 /// assert_eq!(balance.read_atomic(), 10);
 /// ```
-pub fn atomically_or_err<R, E>(mut f: impl FnMut(&mut Transaction<'_>) -> StmResult<R, E>) -> Result<R, E> {
+pub fn atomically_or_err<R, E>(
+    mut f: impl FnMut(&mut Transaction<'_>) -> StmResult<R, E>,
+) -> Result<R, E> {
     run_blocking(&mut f).map_err(|a| match a.0 {
         AbortRepr::User(e) => e,
         AbortRepr::Stm(_) => unreachable!("STM signals never leave the attempt loop"),
@@ -477,4 +483,21 @@ where
             }
         })
     }
+}
+
+/// Hands the values this thread's commits replaced to the epoch collector now and lets it
+/// free what no thread can still read.
+///
+/// Replaced values are normally handed over in batches, so a thread that stops writing may
+/// keep a few hundred small values alive until it writes again, waits in `retry`, or exits.
+/// Call this at a quiescent point (say, before a worker goes idle) to release them sooner.
+///
+/// # Panics
+///
+/// Panics if called inside a transaction body.
+pub fn collect_garbage() {
+    crate::tx::assert_not_in_transaction("collect_garbage");
+    with_context(|ctx| ctx.collect_garbage());
+    let guard = crate::reclaim::pin();
+    guard.flush();
 }

@@ -72,8 +72,12 @@ mod wait;
 
 #[cfg(all(test, loom))]
 mod loom_models;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
-pub use crate::atomically::{atomically, atomically_async, atomically_or_err, Atomically};
+pub use crate::atomically::{
+    atomically, atomically_async, atomically_or_err, collect_garbage, Atomically,
+};
 pub use crate::error::{abort, check, retry, Abort, Control, Stm, StmError, StmResult};
 pub use crate::tvar::TVar;
 pub use crate::tx::Transaction;

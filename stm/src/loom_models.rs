@@ -89,7 +89,9 @@ fn loom_models_retry_vs_commit_loses_no_wakeup() {
         let flag = Arc::new(TVar::new(false));
         let waiter = {
             let flag = flag.clone();
-            spawn(move |ctx| atomically_in(ctx, |tx| if *tx.read(&flag)? { Ok(()) } else { retry() }))
+            spawn(move |ctx| {
+                atomically_in(ctx, |tx| if *tx.read(&flag)? { Ok(()) } else { retry() })
+            })
         };
         let setter = {
             let flag = flag.clone();

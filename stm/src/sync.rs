@@ -1,13 +1,16 @@
 //! The std/loom shim: every atomic, lock, thread-local and park/unpark the STM uses comes
 //! from here, so that `RUSTFLAGS="--cfg loom"` swaps them all for loom's models at once. No
-//! other module names `std::sync::atomic` (enforced by `stm/clippy.toml`).
+//! other module names `std::sync::atomic` (checked by `ci/clippy.sh`).
 
 #[cfg(not(loom))]
-#[allow(clippy::disallowed_types)]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+};
 
 #[cfg(not(loom))]
 pub(crate) use std::thread::{current as current_thread, park, yield_now, Thread};

@@ -10,8 +10,8 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crate::lock_word::{self, is_locked, same_state};
-use crate::{reclaim, recycle};
 use crate::sync::{fence, spin_hint, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::{reclaim, recycle};
 
 /// The type-independent part of a TVar's core: what the read set, the commit and the wait
 /// table need, so their logs can hold `*const Header` without knowing `T`.
@@ -89,7 +89,10 @@ impl<T: Send + Sync + 'static> TVar<T> {
     pub fn new(value: T) -> Self {
         let value = recycle::boxed(value);
         let core = Box::new(Core {
-            header: Header { lock: AtomicU64::new(lock_word::at_version(0)), refs: AtomicUsize::new(1) },
+            header: Header {
+                lock: AtomicU64::new(lock_word::at_version(0)),
+                refs: AtomicUsize::new(1),
+            },
             value: AtomicPtr::new(value),
         });
         Self { core: NonNull::from(Box::leak(core)), _owns: PhantomData }

@@ -26,7 +26,7 @@ use std::task::Waker;
 use crossbeam_utils::CachePadded;
 
 use crate::lock_word::{is_locked, WAITERS};
-use crate::sync::{global, spin_hint, AtomicBool, AtomicU64, Arc, Mutex, Ordering, Thread};
+use crate::sync::{global, spin_hint, Arc, AtomicBool, AtomicU64, Mutex, Ordering, Thread};
 use crate::tvar::Header;
 
 const SHARDS: usize = 64;
@@ -99,7 +99,10 @@ impl Registration {
     /// Registers the current thread (`target = None`) or a task's waker under every header
     /// in `headers` and sets their waiter bits. The caller must revalidate its reads after
     /// this returns and sleep only if they are all unchanged (INV-WAKE).
-    pub(crate) fn register(headers: impl Iterator<Item = *const Header>, waker: Option<&Waker>) -> Self {
+    pub(crate) fn register(
+        headers: impl Iterator<Item = *const Header>,
+        waker: Option<&Waker>,
+    ) -> Self {
         let target = match waker {
             Some(w) => Target::Task(w.clone()),
             None => Target::Thread(crate::sync::current_thread()),

@@ -46,7 +46,7 @@ impl TxState {
             // (INV-RECLAIM, INV-REFS); the lock word is an atomic.
             let header = unsafe { &*e.header };
             if serial {
-                e.waiters = if self.held.remove(&(e.header as usize)) {
+                e.waiters = if self.held.remove(&e.header) {
                     // Locked when read (INV-SERIAL); no waiter sets its bit on a locked word.
                     // Relaxed: we own the lock, so nobody else writes the word.
                     header.lock.load(Ordering::Relaxed) & WAITERS != 0
@@ -61,7 +61,13 @@ impl TxState {
                     e.locked = true;
                     e.waiters = word & WAITERS != 0;
                 }
-                None => return Err(Conflict { cause: Cause::Lock, tvar: e.header as usize, site: e.site }),
+                None => {
+                    return Err(Conflict {
+                        cause: Cause::Lock,
+                        tvar: e.header as usize,
+                        site: e.site,
+                    })
+                }
             }
         }
         Ok(())
@@ -97,7 +103,7 @@ impl TxState {
             // value initialized.
             value.store(e.value, Ordering::Release);
             e.value = std::ptr::null_mut(); // the TVar owns it now (INV-PUBLISHED)
-            // SAFETY: see above.
+                                            // SAFETY: see above.
             let header: &Header = unsafe { &*e.header };
             // Release pairs with readers' Acquire loads of the word: a reader that sees the
             // new version sees the value stored above. A plain store is enough: no waiter

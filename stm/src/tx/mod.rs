@@ -27,8 +27,8 @@ use crate::lock_word::{self, is_locked, same_state, LOCKED};
 use crate::reclaim::{self, Guard, LocalHandle};
 use crate::stats::{Cause, Counters};
 use crate::sync::{spin_hint, thread_local_state, AtomicPtr, Ordering};
-use std::sync::Arc;
 use crate::tvar::{Core, Header, TVar};
+use std::sync::Arc;
 
 /// Why an attempt must restart, and where: for statistics and conflict attribution.
 #[derive(Clone, Copy, Debug)]
@@ -77,7 +77,7 @@ pub(crate) struct TxState {
     /// `poisoned.is_some() || nested_retry || serial`: one test keeps reads on the fast path.
     unusual: bool,
     /// In serial mode, the TVars whose lock this attempt holds.
-    held: HashSet<usize>,
+    held: HashSet<*const Header>,
     /// Consecutive conflicts of this transaction so far (its age).
     conflicts: u32,
     hooks: Vec<Hook>,
@@ -268,6 +268,16 @@ impl TxInner {
             .collect()
     }
 
+    /// Hands this thread's retired values to the collector and lets it free what it can.
+    pub(crate) fn collect_garbage(&self) {
+        // SAFETY: the owning thread, outside any attempt (checked by the caller); no user
+        // code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        st.guard = Some(self.handle.pin());
+        st.flush_garbage();
+        st.guard = None;
+    }
+
     /// The conflict that poisoned this attempt, or a retry signalled by a nested transaction.
     #[inline]
     pub(crate) fn forced_outcome(&self) -> Option<Result<Kind, Conflict>> {
@@ -409,10 +419,12 @@ impl TxState {
     }
 
     /// Hands retired values to the collector now (before this thread sleeps, so that they
-    /// are not held for as long as it waits).
+    /// are not held for as long as it waits), and moves them on to the global queue where
+    /// any thread's collection can free them.
     fn flush_garbage(&mut self) {
         let guard = self.guard.as_ref().expect("flushed while pinned");
         self.garbage.flush(guard);
+        guard.flush();
     }
 
     /// Serial mode: unlocks every TVar locked for reading and not published.
@@ -420,8 +432,7 @@ impl TxState {
         if self.held.is_empty() {
             return;
         }
-        for &addr in &self.held {
-            let header = addr as *const Header;
+        for &header in &self.held {
             // SAFETY: we hold this TVar's lock, taken in this pinned attempt, so its core is
             // alive (INV-RECLAIM).
             let lock = unsafe { &(*header).lock };
@@ -547,7 +558,11 @@ impl<'a> Transaction<'a> {
     /// Reads that are not a plain optimistic read: the attempt is poisoned or serial, or it
     /// may have written `var`.
     #[cold]
-    fn read_slow<T: Send + Sync + 'static>(&self, var: &TVar<T>, site: &'static Location<'static>) -> Stm<&T> {
+    fn read_slow<T: Send + Sync + 'static>(
+        &self,
+        var: &TVar<T>,
+        site: &'static Location<'static>,
+    ) -> Stm<&T> {
         let header = var.header();
         // SAFETY: the owning thread; the borrow ends before this function returns and no user
         // code runs meanwhile (INV-LOGS).
@@ -631,7 +646,11 @@ impl<'a> Transaction<'a> {
     ///
     /// As [`read`](Self::read).
     #[track_caller]
-    pub fn modify<T: Send + Sync + 'static>(&mut self, var: &TVar<T>, f: impl FnOnce(&T) -> T) -> Stm<()> {
+    pub fn modify<T: Send + Sync + 'static>(
+        &mut self,
+        var: &TVar<T>,
+        f: impl FnOnce(&T) -> T,
+    ) -> Stm<()> {
         let new = f(self.read(var)?);
         self.write(var, new)
     }
@@ -778,10 +797,15 @@ impl TxState {
 
     /// The serial-mode read: lock the TVar (waiting for a committer to finish) and keep it
     /// locked until the attempt ends, so nothing can invalidate it (INV-SERIAL).
-    fn read_serial<T>(&mut self, core: &Core<T>, header: *const Header, site: &'static Location<'static>) -> *mut T {
-        if !self.held.contains(&(header as usize)) {
+    fn read_serial<T>(
+        &mut self,
+        core: &Core<T>,
+        header: *const Header,
+        site: &'static Location<'static>,
+    ) -> *mut T {
+        if !self.held.contains(&header) {
             let word = lock_serial(&core.header);
-            self.held.insert(header as usize);
+            self.held.insert(header);
             self.reads.push(ReadEntry { header, version: lock_word::version(word), site });
         }
         // Acquire pairs with the AcqRel swap in `publish_value` of the last committer.

@@ -51,7 +51,7 @@ pub(crate) struct WriteSet {
 #[inline]
 fn bloom_bit(header: *const Header) -> u64 {
     let a = header as usize;
-    1 << ((a >> 5) ^ (a >> 11)) % 64
+    1 << (((a >> 5) ^ (a >> 11)) % 64)
 }
 
 impl WriteSet {

@@ -1,0 +1,208 @@
+//! Unit tests of the unsafe core: value and core lifetimes, the logs, commit, rollback,
+//! reclamation and waiting. Small enough to run under Miri (`ci/miri.sh`).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::{abort, atomically, atomically_or_err, retry, TVar};
+
+/// Counts drops of values that carry it, to prove every value is dropped exactly once.
+#[derive(Debug)]
+struct Counted {
+    value: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted { value: self.value, drops: self.drops.clone() }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counted(value: u64, drops: &Arc<AtomicUsize>) -> Counted {
+    Counted { value, drops: drops.clone() }
+}
+
+/// Pins and flushes until `done` holds: epoch reclamation is deferred, not lost.
+fn collect_until(done: impl Fn() -> bool) {
+    for _ in 0..if cfg!(miri) { 64 } else { 4096 } {
+        if done() {
+            return;
+        }
+        crate::collect_garbage();
+        std::thread::yield_now();
+    }
+    assert!(done(), "values were not reclaimed");
+}
+
+#[test]
+fn every_value_is_dropped_exactly_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let made = AtomicUsize::new(1);
+    {
+        let v = TVar::new(counted(0, &drops));
+        let w = v.clone();
+        for i in 1..=40 {
+            atomically(|tx| {
+                made.fetch_add(1, Ordering::SeqCst);
+                tx.write(&v, counted(i, &drops))
+            });
+        }
+        assert_eq!(w.with_atomic(|c| c.value), 40);
+        drop(v);
+        assert_eq!(w.with_atomic(|c| c.value), 40, "a clone keeps the TVar alive");
+    }
+    let made = made.load(Ordering::SeqCst);
+    collect_until(|| drops.load(Ordering::SeqCst) == made);
+}
+
+#[test]
+fn read_your_writes_and_overwrites() {
+    let v = TVar::new(String::from("a"));
+    let out = atomically(|tx| {
+        tx.write(&v, String::from("b"))?;
+        let first = tx.get(&v)?;
+        tx.write(&v, String::from("c"))?; // overwrite at depth 0 frees "b" at once
+        tx.modify(&v, |s| format!("{s}d"))?;
+        Ok((first, tx.get(&v)?))
+    });
+    assert_eq!(out, (String::from("b"), String::from("cd")));
+    assert_eq!(v.read_atomic(), "cd");
+}
+
+#[test]
+fn large_write_sets_use_the_index() {
+    let vars: Vec<TVar<usize>> = (0..40).map(TVar::new).collect();
+    atomically(|tx| {
+        for (i, v) in vars.iter().enumerate() {
+            tx.write(v, i * 10)?;
+        }
+        // Rewrite and read back through the hash index (more than 16 entries).
+        for (i, v) in vars.iter().enumerate().rev() {
+            tx.modify(v, |x| x + 1)?;
+            assert_eq!(*tx.read(v)?, i * 10 + 1);
+        }
+        Ok(())
+    });
+    for (i, v) in vars.iter().enumerate() {
+        assert_eq!(v.read_atomic(), i * 10 + 1);
+    }
+}
+
+#[test]
+fn or_else_rolls_back_the_first_branch_and_keeps_references_valid() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let a = TVar::new(counted(1, &drops));
+    let b = TVar::new(counted(2, &drops));
+    let got = atomically(|tx| {
+        tx.write(&a, counted(10, &drops))?;
+        let before = tx.read(&a)?.value;
+        let r = tx.or_else(
+            |tx| {
+                tx.write(&a, counted(20, &drops))?; // supersedes 10 inside the branch
+                tx.write(&b, counted(30, &drops))?;
+                retry()
+            },
+            |tx| Ok(tx.read(&a)?.value + tx.read(&b)?.value),
+        )?;
+        Ok((before, r))
+    });
+    assert_eq!(got, (10, 12), "the second branch sees the state before the first");
+    assert_eq!(a.with_atomic(|c| c.value), 10);
+    assert_eq!(b.with_atomic(|c| c.value), 2);
+}
+
+#[test]
+fn nested_transactions_join_and_roll_back_alone() {
+    let v = TVar::new(1_u64);
+    let w = TVar::new(1_u64);
+    let r = atomically(|tx| {
+        tx.write(&v, 2)?;
+        let outer_ref = tx.read(&v)?;
+        // A nested transaction that aborts undoes only its own writes.
+        let nested: Result<(), &str> = atomically_or_err(|tx| {
+            tx.write(&v, 3)?;
+            tx.write(&w, 3)?;
+            abort("no")
+        });
+        assert_eq!(nested, Err("no"));
+        // A nested transaction that commits joins the outer one.
+        atomically(|tx| tx.modify(&w, |x| x + 10));
+        Ok((*outer_ref, tx.get(&v)?, tx.get(&w)?))
+    });
+    assert_eq!(r, (2, 2, 11));
+    assert_eq!((v.read_atomic(), w.read_atomic()), (2, 11));
+}
+
+#[test]
+fn a_panic_discards_the_attempt() {
+    let v = TVar::new(vec![1, 2, 3]);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        atomically(|tx| {
+            tx.write(&v, vec![9])?;
+            let _seen = tx.read(&v)?;
+            panic!("boom");
+            #[allow(unreachable_code)]
+            Ok(())
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(v.read_atomic(), vec![1, 2, 3]);
+    // The thread's context is usable again.
+    atomically(|tx| tx.write(&v, vec![4]));
+    assert_eq!(v.read_atomic(), vec![4]);
+}
+
+#[test]
+fn retry_wakes_on_commit_across_threads() {
+    let slot = Arc::new(TVar::new(None::<Box<u64>>));
+    let items = if cfg!(miri) { 3 } else { 200 };
+    let consumer = {
+        let slot = slot.clone();
+        std::thread::spawn(move || {
+            let mut sum = 0;
+            for _ in 0..items {
+                sum += atomically(|tx| match tx.read(&slot)? {
+                    Some(b) => {
+                        let x = **b;
+                        tx.write(&slot, None)?;
+                        Ok(x)
+                    }
+                    None => retry(),
+                });
+            }
+            sum
+        })
+    };
+    for i in 1..=items {
+        atomically(|tx| match tx.read(&slot)? {
+            Some(_) => retry(),
+            None => tx.write(&slot, Some(Box::new(i))),
+        });
+    }
+    assert_eq!(consumer.join().unwrap(), items * (items + 1) / 2);
+}
+
+#[test]
+fn a_dropped_tvar_in_a_read_set_is_not_freed_early() {
+    // The only handle is dropped inside the body, after the read: the core must survive until
+    // the attempt ends (INV-RECLAIM).
+    let drops = Arc::new(AtomicUsize::new(0));
+    let holder = std::sync::Mutex::new(Some(TVar::new(counted(5, &drops))));
+    let seen = atomically(|tx| {
+        let v = holder.lock().unwrap().clone();
+        let Some(v) = v else { return Ok(0) };
+        let x = tx.read(&v)?.value;
+        drop(v);
+        holder.lock().unwrap().take();
+        Ok(x)
+    });
+    assert_eq!(seen, 5);
+    collect_until(|| drops.load(Ordering::SeqCst) >= 1);
+}
