@@ -8,6 +8,8 @@
 
 pub(crate) use crossbeam_epoch::{Guard, LocalHandle};
 
+use crate::sync::{Arc, AtomicU64, Ordering};
+
 /// Registers the calling thread with the global collector; kept in the thread's context so
 /// that pinning does not look the handle up again.
 #[cfg(not(loom))]
@@ -77,86 +79,131 @@ pub(crate) unsafe fn retire_box<T: Send>(guard: &Guard, ptr: *mut T) {
 /// Drops a retired value once it is safe.
 pub(crate) type DropFn = unsafe fn(*mut ());
 
-/// A thread's batch of retired values, handed to the collector 16 at a time: one deferred
-/// closure per batch instead of one per value, which keeps crossbeam-epoch's bags (and their
-/// allocations) out of the per-write cost.
-#[derive(Debug, Default)]
-pub(crate) struct Garbage {
-    batch: Vec<(SendPtr<()>, DropFn)>,
-}
+type Batch = Vec<(SendPtr<()>, DropFn)>;
 
 const BATCH: usize = 16;
+
+/// The values this thread's commits replaced, waiting for a grace period, and freed **by
+/// this thread**.
+///
+/// Values are sealed in batches of `BATCH`. For each batch, one tiny closure is deferred to
+/// crossbeam-epoch; when the collector runs it (on any thread, after every thread pinned at
+/// sealing time has unpinned), it only raises `safe` to the batch's number. The owning thread
+/// frees every batch up to `safe` on its next retirement. Freeing on the owning thread keeps
+/// each thread's recycled boxes (`recycle.rs`) in balance: when frees ran on whichever thread
+/// collected, one thread's free list overflowed while the other's ran dry, and both fell into
+/// glibc's slow paths (measured on 2 threads: ~40% of the time in malloc and free).
+#[derive(Debug)]
+pub(crate) struct Garbage {
+    current: Batch,
+    /// Sealed batches, oldest first, with their numbers.
+    limbo: std::collections::VecDeque<(u64, Batch)>,
+    /// Empty batches kept for reuse.
+    spare: Vec<Batch>,
+    next_id: u64,
+    /// The highest batch number whose grace period is over.
+    safe: Arc<AtomicU64>,
+}
+
+impl Default for Garbage {
+    fn default() -> Self {
+        Garbage {
+            current: Vec::new(),
+            limbo: std::collections::VecDeque::new(),
+            spare: Vec::new(),
+            next_id: 1,
+            safe: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
 
 impl Garbage {
     /// Retires `ptr` (to be dropped with `drop_fn`) once no thread pinned now holds it.
     ///
-    /// Holding a value in the batch a little longer than needed is safe: the deferral, made
-    /// later, waits for every thread pinned at that later time, a superset of those that
-    /// could have read the value before it was unlinked (INV-RECLAIM).
+    /// Sealing a batch later than its first value was retired is safe: the grace period then
+    /// starts later and covers every thread that could have read the value before it was
+    /// unlinked (INV-RECLAIM).
     #[inline]
     pub(crate) fn retire(&mut self, guard: &Guard, ptr: *mut (), drop_fn: DropFn) {
-        if self.batch.capacity() == 0 {
-            self.batch = spare_batch();
+        if self.current.capacity() == 0 {
+            self.current = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
         }
-        self.batch.push((SendPtr(ptr), drop_fn));
-        if self.batch.len() >= BATCH {
-            self.flush(guard);
+        self.current.push((SendPtr(ptr), drop_fn));
+        if self.current.len() >= BATCH {
+            self.seal(guard);
+            self.free_safe();
         }
     }
 
-    /// Hands the whole batch to the collector now.
-    pub(crate) fn flush(&mut self, guard: &Guard) {
-        if self.batch.is_empty() {
+    /// Seals the current batch and asks the collector to tell us when it is safe.
+    fn seal(&mut self, guard: &Guard) {
+        if self.current.is_empty() {
             return;
         }
-        let mut batch = std::mem::take(&mut self.batch);
-        // SAFETY: every pointer in the batch was unlinked from its TVar before it was retired
-        // and is retired once (INV-PUBLISHED); the closure runs only after every thread pinned
-        // now has unpinned (INV-RECLAIM). The values are `Send` (TVar's bounds), and `drop_fn`
-        // is the destructor made for each one's type (INV-HEADER).
-        unsafe {
-            guard.defer_unchecked(move || {
-                for (ptr, drop_fn) in batch.drain(..) {
-                    drop_fn(ptr.into_raw());
-                }
-                keep_spare_batch(batch);
-            });
-        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.limbo.push_back((id, std::mem::take(&mut self.current)));
+        let safe = self.safe.clone();
+        // The closure only raises a counter (no memory is freed in it). Release pairs with
+        // the Acquire load in `free_safe`; crossbeam runs it once every thread pinned now has
+        // unpinned (INV-RECLAIM).
+        guard.defer(move || {
+            safe.fetch_max(id, Ordering::Release);
+        });
     }
-}
 
-type Batch = Vec<(SendPtr<()>, DropFn)>;
-
-crate::sync::thread_local_state! {
-    /// Empty batches kept for reuse: allocating a fresh batch on every flush sends
-    /// glibc's malloc into `malloc_consolidate`.
-    static SPARE: std::cell::RefCell<Vec<Batch>> = std::cell::RefCell::new(Vec::new());
-}
-
-fn spare_batch() -> Batch {
-    SPARE
-        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Vec::with_capacity(BATCH))
-}
-
-fn keep_spare_batch(batch: Batch) {
-    debug_assert!(batch.is_empty());
-    let _ = SPARE.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            if s.len() < 128 {
-                s.push(batch);
+    /// Frees every sealed batch whose grace period is over.
+    fn free_safe(&mut self) {
+        // Acquire pairs with the Release `fetch_max` of the deferred closure in `seal`.
+        let safe = self.safe.load(Ordering::Acquire);
+        while self.limbo.front().is_some_and(|(id, _)| *id <= safe) {
+            let (_, mut batch) = self.limbo.pop_front().expect("checked above");
+            for (ptr, drop_fn) in batch.drain(..) {
+                // SAFETY: the value was unlinked from its TVar before it was retired and is
+                // retired once (INV-PUBLISHED); its batch's grace period is over (a later
+                // batch's being over implies it: epochs only grow), so no thread can still
+                // hold it (INV-RECLAIM). `drop_fn` is the destructor made for its type
+                // (INV-HEADER).
+                unsafe { drop_fn(ptr.into_raw()) };
+            }
+            if self.spare.len() < 64 {
+                self.spare.push(batch);
             }
         }
-    });
+    }
+
+    /// Seals what is pending, frees what is safe, and pushes this thread's deferred
+    /// closures to the global queue, where any thread's collection can run them.
+    pub(crate) fn flush(&mut self, guard: &Guard) {
+        self.seal(guard);
+        self.free_safe();
+        guard.flush();
+    }
 }
 
 impl Drop for Garbage {
     fn drop(&mut self) {
-        if !self.batch.is_empty() {
-            let guard = pin();
-            self.flush(&guard);
+        // The thread is going away: hand what is left to the collector to free elsewhere.
+        let mut rest: Batch = std::mem::take(&mut self.current);
+        for (_, batch) in self.limbo.drain(..) {
+            rest.extend(batch);
         }
+        if rest.is_empty() {
+            return;
+        }
+        let guard = pin();
+        // SAFETY: every pointer was unlinked from its TVar before it was retired and is
+        // retired once (INV-PUBLISHED); the closure runs only after every thread pinned now
+        // has unpinned, which includes every reader from before the values were retired
+        // (INV-RECLAIM). The values are `Send` (TVar's bounds), and `drop_fn` is the
+        // destructor made for each one's type (INV-HEADER).
+        unsafe {
+            guard.defer_unchecked(move || {
+                for (ptr, drop_fn) in rest {
+                    drop_fn(ptr.into_raw());
+                }
+            });
+        }
+        guard.flush();
     }
 }

@@ -16,7 +16,10 @@ use std::ptr::{self, NonNull};
 
 const CLASS_SIZE: usize = 16;
 const CLASSES: usize = 4;
-const KEEP: usize = 2048;
+/// Blocks kept per class. A thread's retired values come back to it a grace period's worth
+/// at a time (see `reclaim::Garbage`), often thousands at once: the list must hold such a
+/// burst, or the excess goes back to the allocator only to be allocated again.
+const KEEP: usize = 16384;
 
 #[inline]
 const fn class_of(layout: Layout) -> Option<usize> {

@@ -195,12 +195,14 @@ impl TxInner {
         debug_assert!(st.guard.is_none() && st.reads.is_empty() && st.writes.is_empty());
         st.guard = Some(self.handle.pin());
         st.rv = CLOCK.now();
+        if st.unusual {
+            // Only set on unusual attempts; `depth` is back at 0 after every attempt.
+            st.poisoned = None;
+            st.nested_retry = false;
+        }
         st.serial = serial;
         st.unusual = serial;
         st.conflicts = conflicts;
-        st.poisoned = None;
-        st.nested_retry = false;
-        st.depth = 0;
     }
 
     /// Ends an attempt that does not commit: releases serial-mode locks, drops pending
@@ -424,7 +426,6 @@ impl TxState {
     fn flush_garbage(&mut self) {
         let guard = self.guard.as_ref().expect("flushed while pinned");
         self.garbage.flush(guard);
-        guard.flush();
     }
 
     /// Serial mode: unlocks every TVar locked for reading and not published.
