@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 use crate::contention::{self, backoff};
 use crate::error::{Abort, AbortRepr, Control, Kind, Stm, StmResult};
 use crate::sync::{global, Mutex};
-use crate::tx::{with_context, Conflict, Hook, Transaction, TxInner};
+use crate::tx::{with_context, Conflict, Transaction, TxInner};
 use crate::wait::Registration;
 
 global! {
@@ -19,6 +19,11 @@ global! {
 /// The unwinding payload a nested transaction uses to end the enclosing attempt (a retry or
 /// a conflict cannot be returned through `atomically`'s plain `R`).
 struct NestedSignal;
+
+/// Whether an unwinding payload is a nested transaction's signal (not a user panic).
+pub(crate) fn is_nested_signal(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.is::<NestedSignal>()
+}
 
 /// How an attempt loop ended.
 enum Step<R, C> {
@@ -38,11 +43,7 @@ fn run_hooks(ctx: &TxInner) {
 
 #[cold]
 fn run_hooks_slow(ctx: &TxInner) {
-    for h in ctx.take_hooks() {
-        match h {
-            Hook::Commit(f) | Hook::Abort(f) | Hook::Always(f) => f(),
-        }
-    }
+    ctx.run_hooks();
 }
 
 /// What the attempt loop does after one attempt.
@@ -456,15 +457,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
         let this = self.get_mut();
-        if let Some(reg) = this.registration.take() {
-            if !reg.is_notified() && reg.wakes(cx.waker()) {
+        let woken = match this.registration.take() {
+            Some(reg) if !reg.is_notified() && reg.wakes(cx.waker()) => {
                 this.registration = Some(reg);
                 return Poll::Pending;
             }
-            // Woken (or polled with a new waker): run the transaction again.
-            drop(reg);
-        }
+            // Woken, or polled with a new waker: run the transaction again.
+            Some(reg) => reg.is_notified(),
+            None => false,
+        };
         with_context(|ctx| {
+            if woken {
+                ctx.counters.wakeup();
+            }
             assert!(
                 !ctx.is_active(),
                 "atomically_async polled inside a transaction body: call `atomically` to join \

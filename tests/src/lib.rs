@@ -1,1 +1,269 @@
-//! Integration tests of Concord live in `tests/tests/`; this library is empty.
+//! Integration tests of Concord.
+//!
+//! The tests live in `tests/tests/`, one file (one test binary) per concern:
+//!
+//! | file            | what it checks                                                            |
+//! |-----------------|---------------------------------------------------------------------------|
+//! | `laws.rs`       | quickcheck properties: read-your-writes, aborts leave no trace, `or_else`, conservation, nesting |
+//! | `semantics.rs`  | one behaviour per test: `retry`, panics, hooks, `or_else` waiting, `Debug`, stats |
+//! | `async_wait.rs` | `atomically_async` under small executors: wakeups and cancellation        |
+//! | `alloc.rs`      | a counting global allocator: what a transaction allocates                 |
+//! | `reclaim.rs`    | drop-counting values: every value is dropped exactly once                 |
+//! | `policy.rs`     | the process-wide contention policy (serial mode always, or never)         |
+//! | `stress.rs`     | bounded stress: conservation, opacity, lost wakeups, starvation           |
+//!
+//! This library holds the few helpers those files share, and the [`bounds`] module, whose
+//! doctests pin the `Send`/`Sync`/`'static` bounds of the STM's types with `compile_fail`
+//! pairs (a doctest is the only place a `compile_fail` test can live).
+
+use std::panic;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Runs `f` on a new thread and returns its result, or panics naming `what` if `f` has not
+/// returned within `limit`.
+///
+/// This is how a test bounds something that would hang forever if the STM lost a wakeup or
+/// starved a transaction. The limit is a hang detector, far above any expected duration: a
+/// test never asserts speed. On a timeout the thread is left behind (it cannot be
+/// cancelled); the test fails and the process exits at the end of the run.
+///
+/// # Panics
+///
+/// Panics if the limit passes, and resumes the panic of `f` if it panicked.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let x = concord_tests::run_within(Duration::from_secs(10), "an addition", || 40 + 2);
+/// assert_eq!(x, 42);
+/// ```
+#[track_caller]
+pub fn run_within<T, F>(limit: Duration, what: &str, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::Builder::new()
+        .name(format!("run_within: {what}"))
+        .spawn(move || {
+            // The receiver may be gone after a timeout; nothing to report then.
+            let _ = tx.send(f());
+        })
+        .expect("spawn a thread");
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            handle.join().expect("the thread returned a value, so it did not panic");
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(payload) => panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the thread sends before it returns"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!(
+                "{what} did not finish within {limit:?}: a lost wakeup, a deadlock or starvation"
+            )
+        }
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or with formatting), or a
+/// placeholder for other payload types.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<a payload that is not a string>".to_owned()
+    }
+}
+
+/// A seed for a randomized test: `CONCORD_SEED` from the environment if set (to replay a
+/// failure), else one taken from the clock. Printed with `name`, so a failing run's output
+/// says how to replay it.
+pub fn seed(name: &str) -> u64 {
+    let seed = match std::env::var("CONCORD_SEED") {
+        Ok(s) => s.parse().expect("CONCORD_SEED must be a u64"),
+        Err(_) => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    };
+    println!("{name}: seed {seed} (replay with CONCORD_SEED={seed})");
+    seed
+}
+
+/// Picks `release` in an optimized build and `debug` in a debug build: stress tests run
+/// fewer iterations where the code is ten times slower.
+pub const fn scaled(release: u64, debug: u64) -> u64 {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
+
+pub mod bounds {
+    //! The bounds of the STM's types, pinned by `compile_fail` doctests, each paired with a
+    //! twin that compiles, so that a bound cannot silently loosen (or tighten).
+    //!
+    //! # A `Transaction` stays on its thread
+    //!
+    //! A `Transaction` is neither `Send` nor `Sync`: it is a handle to the logs of the
+    //! calling thread's attempt.
+    //!
+    //! ```compile_fail,E0277
+    //! fn assert_send<T: Send>() {}
+    //! assert_send::<concord_stm::Transaction<'static>>();
+    //! ```
+    //!
+    //! ```compile_fail,E0277
+    //! fn assert_sync<T: Sync>() {}
+    //! assert_sync::<concord_stm::Transaction<'static>>();
+    //! ```
+    //!
+    //! So a body cannot hand it to another thread:
+    //!
+    //! ```compile_fail,E0277
+    //! use concord_stm::{atomically, TVar};
+    //!
+    //! let v = TVar::new(1_u64);
+    //! atomically(|tx| {
+    //!     std::thread::scope(|s| {
+    //!         s.spawn(|| tx.get(&v)).join().unwrap()
+    //!     })
+    //! });
+    //! ```
+    //!
+    //! The twin: another thread may run a transaction of its own on the same `TVar`.
+    //!
+    //! ```
+    //! use concord_stm::{atomically, TVar};
+    //!
+    //! let v = TVar::new(1_u64);
+    //! let x = atomically(|tx| {
+    //!     let mine = tx.get(&v)?;
+    //!     let theirs = std::thread::scope(|s| {
+    //!         s.spawn(|| atomically(|tx| tx.get(&v))).join().unwrap()
+    //!     });
+    //!     Ok(mine + theirs)
+    //! });
+    //! assert_eq!(x, 2);
+    //! ```
+    //!
+    //! # A reference from `read` lives only as long as the attempt
+    //!
+    //! ```compile_fail
+    //! use concord_stm::{atomically, TVar};
+    //!
+    //! let v = TVar::new(String::from("x"));
+    //! let s: &String = atomically(|tx| tx.read(&v));
+    //! ```
+    //!
+    //! The twin clones the value out:
+    //!
+    //! ```
+    //! use concord_stm::{atomically, TVar};
+    //!
+    //! let v = TVar::new(String::from("x"));
+    //! let s: String = atomically(|tx| tx.get(&v));
+    //! assert_eq!(s, "x");
+    //! ```
+    //!
+    //! # A `TVar` holds only `Send + Sync + 'static` values
+    //!
+    //! A value is shared by every thread that reads the `TVar` (`T: Sync`) and dropped by
+    //! whichever thread reclaims it (`T: Send`); it may outlive any stack frame (`'static`).
+    //!
+    //! `Rc` is neither `Send` nor `Sync`:
+    //!
+    //! ```compile_fail,E0277
+    //! let v = concord_stm::TVar::new(std::rc::Rc::new(1_u8));
+    //! ```
+    //!
+    //! ```
+    //! let v = concord_stm::TVar::new(std::sync::Arc::new(1_u8));
+    //! ```
+    //!
+    //! `Cell` is `Send` but not `Sync`:
+    //!
+    //! ```compile_fail,E0277
+    //! let v = concord_stm::TVar::new(std::cell::Cell::new(1_u8));
+    //! ```
+    //!
+    //! ```
+    //! let v = concord_stm::TVar::new(std::sync::atomic::AtomicU8::new(1));
+    //! ```
+    //!
+    //! A borrowed value that does not live for `'static`:
+    //!
+    //! ```compile_fail,E0597
+    //! let s = String::from("borrowed");
+    //! let v = concord_stm::TVar::new(s.as_str());
+    //! # drop(v);
+    //! ```
+    //!
+    //! A struct cannot hold a `TVar` of a non-`'static` borrow:
+    //!
+    //! ```compile_fail,E0477
+    //! struct Holder<'a> {
+    //!     v: concord_stm::TVar<&'a str>,
+    //! }
+    //! ```
+    //!
+    //! A function may name `TVar<&'a str>` (its signature implies `'a: 'static`), but no
+    //! caller can pass it a borrow shorter than `'static`:
+    //!
+    //! ```compile_fail,E0597
+    //! fn make<'a>(s: &'a str) -> concord_stm::TVar<&'a str> {
+    //!     concord_stm::TVar::new(s)
+    //! }
+    //! let s = String::from("borrowed");
+    //! let v = make(&s);
+    //! # drop(v);
+    //! ```
+    //!
+    //! ```
+    //! fn make(s: &'static str) -> concord_stm::TVar<&'static str> {
+    //!     concord_stm::TVar::new(s)
+    //! }
+    //! assert_eq!(make("static").read_atomic(), "static");
+    //! ```
+    //!
+    //! # A `TVar` of a `Send + Sync` value is `Send + Sync`
+    //!
+    //! ```
+    //! fn assert_send_sync<T: Send + Sync>() {}
+    //! assert_send_sync::<concord_stm::TVar<u64>>();
+    //! assert_send_sync::<concord_stm::TVar<String>>();
+    //! assert_send_sync::<concord_stm::TVar<std::sync::Arc<Vec<u8>>>>();
+    //! ```
+    //!
+    //! Its twin: a `TVar<T>` with `T` not `Sync` cannot even be named in a bound.
+    //!
+    //! ```compile_fail,E0277
+    //! fn assert_send_sync<T: Send + Sync>() {}
+    //! assert_send_sync::<concord_stm::TVar<std::cell::Cell<u64>>>();
+    //! ```
+    //!
+    //! # A blocked `retry` cannot be swallowed by mistake
+    //!
+    //! The body's error is `#[must_use]` and opaque: it has no public variant to match on.
+    //!
+    //! ```compile_fail,E0599
+    //! use concord_stm::{retry, StmError};
+    //!
+    //! let e: StmError = retry::<()>().unwrap_err();
+    //! let _ = StmError::Retry;
+    //! ```
+    //!
+    //! ```
+    //! use concord_stm::{retry, StmError};
+    //!
+    //! let e: StmError = retry::<()>().unwrap_err();
+    //! assert_eq!(format!("{e:?}"), "StmError(retry)");
+    //! ```
+}

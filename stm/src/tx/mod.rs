@@ -14,7 +14,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::Location;
+use std::panic::{self, AssertUnwindSafe, Location};
 
 use crossbeam_utils::CachePadded;
 
@@ -251,23 +251,31 @@ impl TxInner {
         !unsafe { self.state() }.hooks.is_empty()
     }
 
-    /// The hooks the last attempt left to run (commit or abort ones, by how it ended).
-    #[inline]
-    pub(crate) fn take_hooks(&self) -> Vec<Hook> {
-        // SAFETY: the owning thread, between attempts; no user code runs (INV-LOGS).
+    /// Runs the hooks the last attempt left (commit or abort ones, by how it ended) and
+    /// drops the others. The list is taken out while they run (a hook may start a
+    /// transaction of its own) and put back afterwards, keeping its capacity.
+    pub(crate) fn run_hooks(&self) {
+        let mut hooks = {
+            // SAFETY: the owning thread, between attempts; the borrow ends before any hook
+            // runs (INV-LOGS).
+            let st = unsafe { self.state() };
+            std::mem::take(&mut st.hooks)
+        };
+        // SAFETY: as above.
+        let committed = unsafe { self.state() }.committed;
+        for h in hooks.drain(..) {
+            match h {
+                Hook::Commit(f) if committed => f(),
+                Hook::Abort(f) if !committed => f(),
+                Hook::Always(f) => f(),
+                Hook::Commit(_) | Hook::Abort(_) => {}
+            }
+        }
+        // SAFETY: as above; no hook is running any more.
         let st = unsafe { self.state() };
         if st.hooks.is_empty() {
-            return Vec::new();
+            st.hooks = hooks;
         }
-        let committed = st.committed;
-        std::mem::take(&mut st.hooks)
-            .into_iter()
-            .filter(|h| match h {
-                Hook::Commit(_) => committed,
-                Hook::Abort(_) => !committed,
-                Hook::Always(_) => true,
-            })
-            .collect()
     }
 
     /// Hands this thread's retired values to the collector and lets it free what it can.
@@ -383,6 +391,19 @@ impl TxInner {
         st.poisoned.get_or_insert(c);
         st.unusual = true;
         StmError::CONFLICT
+    }
+
+    /// Consumes a nested transaction's retry signal (caught by `or_else`); false if the
+    /// attempt is poisoned or no nested retry is pending.
+    pub(crate) fn take_nested_retry(&self) -> bool {
+        // SAFETY: the owning thread; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        if st.poisoned.is_some() || !st.nested_retry {
+            return false;
+        }
+        st.nested_retry = false;
+        st.unusual = st.serial;
+        true
     }
 
     /// Records that a nested transaction retried by unwinding.
@@ -699,15 +720,24 @@ impl<'a> Transaction<'a> {
         second: impl FnOnce(&mut Transaction<'_>) -> Result<T, C>,
     ) -> Result<T, C> {
         let mark = self.inner.mark();
-        match first(self) {
-            Err(e) if e.stm_kind() == Some(Kind::Retry) && !self.is_poisoned() => {
-                self.inner.rollback(mark);
-                second(self)
+        // A nested `atomically` in `first` that retries unwinds (it cannot return through its
+        // plain `R`): that, too, is `first` retrying.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| first(self)));
+        let first_retried = match &outcome {
+            Ok(Err(e)) => e.stm_kind() == Some(Kind::Retry) && !self.is_poisoned(),
+            Ok(Ok(_)) => false,
+            Err(payload) => {
+                crate::atomically::is_nested_signal(&**payload) && self.inner.take_nested_retry()
             }
-            other => {
-                self.inner.keep();
-                other
-            }
+        };
+        if first_retried {
+            self.inner.rollback(mark);
+            return second(self);
+        }
+        self.inner.keep();
+        match outcome {
+            Ok(result) => result,
+            Err(payload) => panic::resume_unwind(payload),
         }
     }
 
@@ -789,6 +819,13 @@ impl TxState {
             let version = lock_word::version(before);
             if version > self.rv {
                 self.extend()?;
+                // The extension made the snapshot current as of a clock value read *after*
+                // this TVar: if a commit changed it in between, the value we hold is older
+                // than the snapshot now claims. Read it again (INV-OPACITY).
+                // Acquire: as for `after`.
+                if !same_state(before, core.header.lock.load(Ordering::Acquire)) {
+                    continue;
+                }
             }
             // A poisoned or serial attempt never gets here (`unusual`).
             self.reads.push(ReadEntry { header, version, site });
