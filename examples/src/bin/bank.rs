@@ -51,7 +51,8 @@ const INITIAL: u64 = 1000;
 fn main() {
     let args = Args::parse();
     assert!(args.accounts >= 2, "--accounts must be at least 2");
-    let accounts: Arc<Vec<TVar<u64>>> = Arc::new((0..args.accounts).map(|_| TVar::new(INITIAL)).collect());
+    let accounts: Arc<Vec<TVar<u64>>> =
+        Arc::new((0..args.accounts).map(|_| TVar::new(INITIAL)).collect());
     let expected = INITIAL * args.accounts as u64;
     let stop = Arc::new(AtomicBool::new(false));
     let barrier = Arc::new(Barrier::new(args.threads + 1));
