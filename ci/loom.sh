@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom --cfg crossbeam_loom"
-export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+# Each model sets its own preemption bound (2, or 1 for the steered one); LOOM_MAX_PREEMPTIONS
+# overrides them all.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 cargo test -p concord-stm --lib --release --locked -- --test-threads=2 loom_models
