@@ -493,8 +493,9 @@ where
 /// Hands the values this thread's commits replaced to the epoch collector now and lets it
 /// free what no thread can still read.
 ///
-/// Replaced values are normally handed over in batches, so a thread that stops writing may
-/// keep a few hundred small values alive until it writes again, waits in `retry`, or exits.
+/// Replaced values are freed by the thread that replaced them, once a grace period is over,
+/// so a thread that stops writing may keep its last grace period's worth alive until it
+/// writes again, waits in `retry`, or exits.
 /// Call this at a quiescent point (say, before a worker goes idle) to release them sooner.
 ///
 /// # Panics
