@@ -17,7 +17,7 @@
 //! assert!(after.commits > before.commits);
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::panic::Location;
 
@@ -84,6 +84,19 @@ pub struct Stats {
 }
 
 impl Stats {
+    const ZERO: Stats = Stats {
+        commits: 0,
+        read_only_commits: 0,
+        aborts_read: 0,
+        aborts_lock: 0,
+        aborts_validate: 0,
+        user_aborts: 0,
+        retries: 0,
+        wakeups: 0,
+        serial_escalations: 0,
+        panics: 0,
+    };
+
     /// All conflict aborts (read, lock and validation).
     pub fn aborts(&self) -> u64 {
         self.aborts_read + self.aborts_lock + self.aborts_validate
@@ -214,25 +227,53 @@ impl Counters {
     }
 }
 
-type Registry = Mutex<Vec<Arc<CachePadded<Counters>>>>;
+/// Every live thread's counters, and the totals of the threads that have exited.
+struct Registry {
+    live: Vec<Arc<CachePadded<Counters>>>,
+    retired: Stats,
+    retired_conflicts: BTreeMap<(usize, &'static Location<'static>), u64>,
+}
 
 global! {
-    /// Every thread's counters. Blocks of exited threads stay (a few hundred bytes each) so
-    /// that totals never go down.
-    static REGISTRY: Registry = Mutex::new(Vec::new());
+    /// Threads register on their first transaction and fold their counts into `retired`
+    /// when they exit, so the list stays as long as the number of live threads.
+    static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+        live: Vec::new(),
+        retired: Stats::ZERO,
+        retired_conflicts: BTreeMap::new(),
+    });
 }
 
 /// A new block of counters for the calling thread, registered for snapshots.
 pub(crate) fn register_thread() -> Arc<CachePadded<Counters>> {
     let counters = Arc::new(CachePadded::new(Counters::default()));
-    REGISTRY.lock().push(counters.clone());
+    REGISTRY.lock().live.push(counters.clone());
     counters
+}
+
+/// Folds an exiting thread's counters into the retired totals (in one step under the
+/// registry lock, so a snapshot counts them exactly once).
+pub(crate) fn retire_thread(counters: &Arc<CachePadded<Counters>>) {
+    let mut registry = REGISTRY.lock();
+    let registry = &mut *registry;
+    registry.live.retain(|c| !Arc::ptr_eq(c, counters));
+    counters.add_to(&mut registry.retired);
+    for (&k, &v) in counters.conflicts.lock().iter() {
+        *registry.retired_conflicts.entry(k).or_insert(0) += v;
+    }
+}
+
+/// How many threads have counters registered now (for tests).
+#[cfg(test)]
+pub(crate) fn live_threads() -> usize {
+    REGISTRY.lock().live.len()
 }
 
 /// The sum of every thread's counters now.
 pub fn snapshot() -> Stats {
-    let mut s = Stats::default();
-    for c in REGISTRY.lock().iter() {
+    let registry = REGISTRY.lock();
+    let mut s = registry.retired;
+    for c in registry.live.iter() {
         c.add_to(&mut s);
     }
     s
@@ -247,8 +288,10 @@ pub fn thread_snapshot() -> Stats {
 
 /// The `n` TVar/call-site pairs that lost the most attempts to conflicts, most first.
 pub fn hot_spots(n: usize) -> Vec<Conflict> {
-    let mut merged: HashMap<(usize, &'static Location<'static>), u64> = HashMap::new();
-    for c in REGISTRY.lock().iter() {
+    let registry = REGISTRY.lock();
+    let mut merged: HashMap<(usize, &'static Location<'static>), u64> =
+        registry.retired_conflicts.iter().map(|(&k, &v)| (k, v)).collect();
+    for c in registry.live.iter() {
         for (&k, &v) in c.conflicts.lock().iter() {
             *merged.entry(k).or_insert(0) += v;
         }

@@ -209,3 +209,18 @@ fn a_dropped_tvar_in_a_read_set_is_not_freed_early() {
     assert_eq!(seen, 5);
     collect_until(|| drops.load(Ordering::SeqCst) >= 1);
 }
+
+#[test]
+fn exited_threads_still_count_and_leave_the_live_list() {
+    let v = Arc::new(TVar::new(0_u64));
+    let before = crate::stats::snapshot();
+    let live_before = crate::stats::live_threads();
+    for _ in 0..4 {
+        let v = v.clone();
+        std::thread::spawn(move || atomically(|tx| tx.modify(&v, |x| x + 1))).join().unwrap();
+    }
+    let after = crate::stats::snapshot().since(&before);
+    assert!(after.commits >= 4, "commits of exited threads are kept: {after}");
+    // Other tests run threads concurrently, so only check that ours did not pile up.
+    assert!(crate::stats::live_threads() < live_before + 4);
+}

@@ -422,6 +422,12 @@ impl TxInner {
     }
 }
 
+impl Drop for TxInner {
+    fn drop(&mut self) {
+        crate::stats::retire_thread(&self.counters);
+    }
+}
+
 impl TxState {
     fn clear_logs(&mut self) {
         self.reads.clear();
