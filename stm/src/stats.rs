@@ -264,7 +264,7 @@ pub(crate) fn retire_thread(counters: &Arc<CachePadded<Counters>>) {
 }
 
 /// How many threads have counters registered now (for tests).
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn live_threads() -> usize {
     REGISTRY.lock().live.len()
 }
