@@ -339,7 +339,14 @@ where
     C: IntoUser,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
-    with_context(|ctx| run_blocking_in(ctx, f))
+    with_context(|ctx| {
+        if ctx.is_busy_outside_body() {
+            // Started by a destructor or waker while this thread's context is mid-attempt:
+            // run on a context of its own (INV-LOGS).
+            return run_blocking_in(&TxInner::new(), f);
+        }
+        run_blocking_in(ctx, f)
+    })
 }
 
 /// `atomically` on an explicit context (the thread-local one, or a loom model's).
@@ -358,6 +365,7 @@ where
                 Step::Done(r) => return r.map_err(C::into_user),
                 Step::Wait(reg) => {
                     if !reg.is_notified() {
+                        ctx.flush_before_sleep();
                         reg.park();
                     }
                     ctx.counters.wakeup();
@@ -467,6 +475,12 @@ where
             None => false,
         };
         with_context(|ctx| {
+            if ctx.is_busy_outside_body() {
+                panic!(
+                    "atomically_async polled by a destructor or waker while a transaction of \
+                     this thread is committing: poll it from elsewhere"
+                );
+            }
             if woken {
                 ctx.counters.wakeup();
             }
@@ -503,7 +517,11 @@ where
 /// Panics if called inside a transaction body.
 pub fn collect_garbage() {
     crate::tx::assert_not_in_transaction("collect_garbage");
-    with_context(|ctx| ctx.collect_garbage());
+    with_context(|ctx| {
+        if !ctx.is_busy_outside_body() {
+            ctx.collect_garbage();
+        }
+    });
     let guard = crate::reclaim::pin();
     guard.flush();
 }

@@ -44,7 +44,7 @@ pub(crate) fn pin() -> Guard {
 
 /// A raw pointer that may cross threads inside a deferred destructor.
 #[derive(Debug)]
-struct SendPtr<T>(*mut T);
+pub(crate) struct SendPtr<T>(*mut T);
 
 // SAFETY: the pointer is only dereferenced by the deferred destructor, which owns the pointee
 // exclusively by then (INV-RECLAIM); the pointee type is `Send` where this is used (the
@@ -79,7 +79,7 @@ pub(crate) unsafe fn retire_box<T: Send>(guard: &Guard, ptr: *mut T) {
 /// Drops a retired value once it is safe.
 pub(crate) type DropFn = unsafe fn(*mut ());
 
-type Batch = Vec<(SendPtr<()>, DropFn)>;
+pub(crate) type Batch = Vec<(SendPtr<()>, DropFn)>;
 
 const BATCH: usize = 16;
 
@@ -100,6 +100,8 @@ pub(crate) struct Garbage {
     limbo: std::collections::VecDeque<(u64, Batch)>,
     /// Empty batches kept for reuse.
     spare: Vec<Batch>,
+    /// A buffer for `take_safe`, kept for its capacity.
+    ready: Vec<Batch>,
     next_id: u64,
     /// The highest batch number whose grace period is over.
     safe: Arc<AtomicU64>,
@@ -111,6 +113,7 @@ impl Default for Garbage {
             current: Vec::new(),
             limbo: std::collections::VecDeque::new(),
             spare: Vec::new(),
+            ready: Vec::new(),
             next_id: 1,
             safe: Arc::new(AtomicU64::new(0)),
         }
@@ -131,7 +134,37 @@ impl Garbage {
         self.current.push((SendPtr(ptr), drop_fn));
         if self.current.len() >= BATCH {
             self.seal(guard);
-            self.free_safe();
+        }
+    }
+
+    /// Whether some sealed batch's grace period is over (`take_safe` would return it).
+    #[inline]
+    pub(crate) fn has_safe(&self) -> bool {
+        // Relaxed: a hint; `take_safe` re-reads with Acquire before anything is freed.
+        self.limbo.front().is_some_and(|(id, _)| *id <= self.safe.load(Ordering::Relaxed))
+    }
+
+    /// Takes the sealed batches whose grace period is over, to be freed by `free_batches`
+    /// with no borrow of the transaction state held (value destructors are user code).
+    pub(crate) fn take_safe(&mut self) -> Vec<Batch> {
+        // Acquire pairs with the Release `fetch_max` of the deferred closure in `seal`.
+        let safe = self.safe.load(Ordering::Acquire);
+        let mut ready = std::mem::take(&mut self.ready);
+        while self.limbo.front().is_some_and(|(id, _)| *id <= safe) {
+            ready.push(self.limbo.pop_front().expect("checked above").1);
+        }
+        ready
+    }
+
+    /// Takes back the emptied buffers of `free_batches`.
+    pub(crate) fn give_back(&mut self, mut ready: Vec<Batch>) {
+        for batch in ready.drain(..) {
+            if self.spare.len() < 64 {
+                self.spare.push(batch);
+            }
+        }
+        if self.ready.capacity() == 0 {
+            self.ready = ready;
         }
     }
 
@@ -152,33 +185,25 @@ impl Garbage {
         });
     }
 
-    /// Frees every sealed batch whose grace period is over.
-    fn free_safe(&mut self) {
-        // Acquire pairs with the Release `fetch_max` of the deferred closure in `seal`.
-        let safe = self.safe.load(Ordering::Acquire);
-        while self.limbo.front().is_some_and(|(id, _)| *id <= safe) {
-            let (_, mut batch) = self.limbo.pop_front().expect("checked above");
-            for (ptr, drop_fn) in batch.drain(..) {
-                // SAFETY: the value was unlinked from its TVar before it was retired and is
-                // retired once (INV-PUBLISHED); its batch's grace period is over (a later
-                // batch's being over implies it: epochs only grow), so no thread can still
-                // hold it (INV-RECLAIM). `drop_fn` is the destructor made for its type
-                // (INV-HEADER).
-                unsafe { drop_fn(ptr.into_raw()) };
-            }
-            if self.spare.len() < 64 {
-                self.spare.push(batch);
-            }
+    /// Seals what is pending, so that its grace period starts now.
+    pub(crate) fn seal_pending(&mut self, guard: &Guard) {
+        self.seal(guard);
+    }
+}
+
+/// Frees the values of `ready` (batches from `Garbage::take_safe`) and returns the emptied
+/// buffers for `Garbage::give_back`.
+pub(crate) fn free_batches(mut ready: Vec<Batch>) -> Vec<Batch> {
+    for batch in ready.iter_mut() {
+        for (ptr, drop_fn) in batch.drain(..) {
+            // SAFETY: the value was unlinked from its TVar before it was retired and is retired
+            // once (INV-PUBLISHED); its batch's grace period is over (a later batch's being
+            // over implies it: epochs only grow), so no thread can still hold it
+            // (INV-RECLAIM). `drop_fn` is the destructor made for its type (INV-HEADER).
+            unsafe { drop_fn(ptr.into_raw()) };
         }
     }
-
-    /// Seals what is pending, frees what is safe, and pushes this thread's deferred
-    /// closures to the global queue, where any thread's collection can run them.
-    pub(crate) fn flush(&mut self, guard: &Guard) {
-        self.seal(guard);
-        self.free_safe();
-        guard.flush();
-    }
+    ready
 }
 
 impl Drop for Garbage {

@@ -224,3 +224,66 @@ fn exited_threads_still_count_and_leave_the_live_list() {
     // Other tests run threads concurrently, so only check that ours did not pile up.
     assert!(crate::stats::live_threads() < live_before + 4);
 }
+
+#[test]
+fn a_rolled_back_value_outlives_references_lent_by_an_outer_handle() {
+    // Found by an audit: the outer handle, shared into a nested transaction, lends a
+    // reference into a value the nested transaction wrote; the nested abort must not free
+    // it before the attempt ends (INV-PENDING).
+    let v = TVar::new(String::from("start"));
+    let seen = atomically(|tx| {
+        let outer: &crate::Transaction<'_> = &*tx;
+        let mut lent: Option<&String> = None;
+        let r: Result<(), ()> = atomically_or_err(|tx2| {
+            tx2.write(&v, String::from("pending"))?;
+            lent = Some(outer.read(&v)?);
+            abort(())
+        });
+        assert_eq!(r, Err(()));
+        Ok(lent.expect("read in the nested transaction").clone())
+    });
+    assert_eq!(seen, "pending");
+    assert_eq!(v.read_atomic(), "start");
+}
+
+/// A value whose destructor runs a transaction of its own (as a handle that releases a
+/// slot on drop would).
+struct Releases {
+    slots: Arc<TVar<u64>>,
+}
+
+impl Drop for Releases {
+    fn drop(&mut self) {
+        atomically(|tx| tx.modify(&self.slots, |n| n + 1));
+    }
+}
+
+#[test]
+fn destructors_may_run_transactions() {
+    // Values are dropped when a commit replaces them (after a grace period), when an
+    // attempt is rolled back or discarded, and when a write overwrites a pending value:
+    // each may start a transaction on this thread (INV-LOGS).
+    let slots = Arc::new(TVar::new(0_u64));
+    let made = AtomicUsize::new(1);
+    let v = TVar::new(Releases { slots: slots.clone() });
+    let rounds = if cfg!(miri) { 20 } else { 500 };
+    for i in 0..rounds {
+        atomically(|tx| {
+            made.fetch_add(2, Ordering::SeqCst);
+            tx.write(&v, Releases { slots: slots.clone() })?;
+            tx.write(&v, Releases { slots: slots.clone() })?; // overwrites a pending value
+            if i % 3 == 0 {
+                let r: Result<(), ()> = atomically_or_err(|tx| {
+                    made.fetch_add(1, Ordering::SeqCst);
+                    tx.write(&v, Releases { slots: slots.clone() })?;
+                    abort(())
+                });
+                assert!(r.is_err());
+            }
+            Ok(())
+        });
+    }
+    drop(v);
+    let made = made.load(Ordering::SeqCst) as u64;
+    collect_until(|| slots.read_atomic() == made);
+}

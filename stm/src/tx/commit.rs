@@ -111,7 +111,8 @@ impl TxState {
             header.lock.store(new_word, Ordering::Release);
             e.locked = false;
             if e.waiters {
-                crate::wait::wake_all(e.header);
+                // Woken once the commit is over and no borrow is held (INV-LOGS).
+                self.to_wake.push(e.header);
             }
             self.garbage.retire(guard, old, e.drop_value);
         }

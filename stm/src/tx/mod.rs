@@ -19,7 +19,7 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use crossbeam_utils::CachePadded;
 
 use self::read_set::{ReadEntry, ReadSet};
-use self::write_set::{Superseded, WriteEntry, WriteSet};
+use self::write_set::{DropFn, Superseded, WriteEntry, WriteSet};
 use crate::clock::CLOCK;
 use crate::contention::lock_patience;
 use crate::error::{Control, Kind, Stm, StmError};
@@ -46,6 +46,8 @@ pub(crate) enum Hook {
     Abort(Box<dyn FnOnce()>),
     /// Runs whatever happens (the abort hook of a rolled-back `or_else` branch).
     Always(Box<dyn FnOnce()>),
+    /// Never runs (the commit hook of a rolled-back branch), dropped with the others.
+    Dropped(Box<dyn FnOnce()>),
 }
 
 /// A point to roll back to (an `or_else` branch or a nested transaction that aborts).
@@ -85,6 +87,11 @@ pub(crate) struct TxState {
     committed: bool,
     /// Values replaced by this thread's commits, waiting to be handed to the collector.
     garbage: reclaim::Garbage,
+    /// Pending values to drop once no borrow of the state is held (their destructors are
+    /// user code, which may start a transaction: INV-LOGS).
+    doomed: Vec<(*mut (), DropFn)>,
+    /// TVars whose waiters a commit must wake once its borrow of the state ends.
+    to_wake: Vec<*const Header>,
 }
 
 /// The per-thread transaction context.
@@ -94,6 +101,10 @@ pub(crate) struct TxInner {
     pub(crate) counters: Arc<CachePadded<Counters>>,
     /// Whether a transaction is running on this thread (nested `atomically` joins it).
     active: Cell<bool>,
+    /// Whether an attempt is in progress on this context, body or not (from `begin` to the
+    /// end of `after_attempt`). A transaction started then by user code outside the body
+    /// (a destructor, a waker) runs on a temporary context instead (INV-LOGS).
+    busy: Cell<bool>,
 }
 
 thread_local_state! {
@@ -158,10 +169,13 @@ impl TxInner {
                 hooks: Vec::new(),
                 committed: false,
                 garbage: reclaim::Garbage::default(),
+                doomed: Vec::new(),
+                to_wake: Vec::new(),
             }),
             handle: reclaim::register(),
             counters,
             active: Cell::new(false),
+            busy: Cell::new(false),
         }
     }
 
@@ -183,6 +197,11 @@ impl TxInner {
         self.active.get()
     }
 
+    /// Whether an attempt is in progress outside its body (see `busy`).
+    pub(crate) fn is_busy_outside_body(&self) -> bool {
+        self.busy.get() && !self.active.get()
+    }
+
     pub(crate) fn set_active(&self, active: bool) {
         self.active.set(active);
     }
@@ -190,10 +209,14 @@ impl TxInner {
     /// Starts an attempt: pins, takes a snapshot, and clears the logs.
     #[inline]
     pub(crate) fn begin(&self, serial: bool, conflicts: u32) {
+        self.busy.set(true);
+        // Pin before borrowing the state: pinning may run the collector, which may drop a
+        // value whose destructor starts a transaction (INV-LOGS).
+        let guard = self.handle.pin();
         // SAFETY: the owning thread, between attempts; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
         debug_assert!(st.guard.is_none() && st.reads.is_empty() && st.writes.is_empty());
-        st.guard = Some(self.handle.pin());
+        st.guard = Some(guard);
         st.rv = CLOCK.now();
         if st.unusual {
             // Only set on unusual attempts; `depth` is back at 0 after every attempt.
@@ -212,8 +235,55 @@ impl TxInner {
         let st = unsafe { self.state() };
         st.release_held();
         st.clear_logs();
-        st.guard = None;
+        let guard = st.guard.take();
         st.committed = false;
+        drop(guard);
+        self.after_attempt();
+    }
+
+    /// Runs, with no borrow of the state held, what an ended attempt left: destructors of
+    /// pending values, wakeups, and frees of replaced values whose grace period is over.
+    /// Each may run user code, even a new transaction on this thread (INV-LOGS).
+    #[inline]
+    pub(crate) fn after_attempt(&self) {
+        // SAFETY: the owning thread, between attempts; the borrow ends at once (INV-LOGS).
+        let st = unsafe { self.state() };
+        if !(st.doomed.is_empty() && st.to_wake.is_empty() && !st.garbage.has_safe()) {
+            self.after_attempt_slow();
+        }
+        self.busy.set(false);
+    }
+
+    #[cold]
+    fn after_attempt_slow(&self) {
+        let (mut doomed, mut to_wake) = {
+            // SAFETY: as above; the borrow ends with this block (INV-LOGS).
+            let st = unsafe { self.state() };
+            (std::mem::take(&mut st.doomed), std::mem::take(&mut st.to_wake))
+        };
+        for &header in &to_wake {
+            crate::wait::wake_all(header);
+        }
+        for (ptr, drop_fn) in doomed.drain(..) {
+            // SAFETY: the attempt that owned the value has ended, so no reference into it is
+            // alive (INV-PENDING); it was moved here exactly once.
+            unsafe { drop_fn(ptr) };
+        }
+        to_wake.clear();
+        let ready = {
+            // SAFETY: as above (INV-LOGS).
+            unsafe { self.state() }.garbage.take_safe()
+        };
+        let ready = reclaim::free_batches(ready);
+        // SAFETY: as above; put the buffers back to keep their capacity (INV-LOGS).
+        let st = unsafe { self.state() };
+        st.garbage.give_back(ready);
+        if st.doomed.is_empty() {
+            st.doomed = doomed;
+        }
+        if st.to_wake.is_empty() {
+            st.to_wake = to_wake;
+        }
     }
 
     /// Commits the attempt and returns whether it was read-only. The logs are cleared and
@@ -232,6 +302,7 @@ impl TxInner {
             // Every read was validated against one snapshot as it was made (INV-OPACITY):
             // nothing to lock, publish or check.
             st.reads.clear();
+            st.depth = 0;
             if !st.superseded.is_empty() {
                 st.superseded_clear();
             }
@@ -239,8 +310,10 @@ impl TxInner {
             st.commit()?;
             st.clear_logs();
         }
-        st.guard = None;
+        let guard = st.guard.take();
         st.committed = true;
+        drop(guard);
+        self.after_attempt();
         Ok(read_only)
     }
 
@@ -268,7 +341,7 @@ impl TxInner {
                 Hook::Commit(f) if committed => f(),
                 Hook::Abort(f) if !committed => f(),
                 Hook::Always(f) => f(),
-                Hook::Commit(_) | Hook::Abort(_) => {}
+                Hook::Commit(_) | Hook::Abort(_) | Hook::Dropped(_) => {}
             }
         }
         // SAFETY: as above; no hook is running any more.
@@ -280,12 +353,17 @@ impl TxInner {
 
     /// Hands this thread's retired values to the collector and lets it free what it can.
     pub(crate) fn collect_garbage(&self) {
-        // SAFETY: the owning thread, outside any attempt (checked by the caller); no user
-        // code runs (INV-LOGS).
-        let st = unsafe { self.state() };
-        st.guard = Some(self.handle.pin());
-        st.flush_garbage();
-        st.guard = None;
+        self.busy.set(true);
+        let guard = self.handle.pin();
+        {
+            // SAFETY: the owning thread, outside any attempt (checked by the caller); the
+            // borrow ends with this block, before the collector runs (INV-LOGS).
+            let st = unsafe { self.state() };
+            st.garbage.seal_pending(&guard);
+        }
+        guard.flush();
+        drop(guard);
+        self.after_attempt();
     }
 
     /// The conflict that poisoned this attempt, or a retry signalled by a nested transaction.
@@ -335,14 +413,33 @@ impl TxInner {
         &self,
         waker: Option<&std::task::Waker>,
     ) -> Option<crate::wait::Registration> {
-        // SAFETY: the owning thread; no user code runs (INV-LOGS).
-        let st = unsafe { self.state() };
-        st.flush_garbage();
-        let reg = crate::wait::Registration::register(st.reads.iter().map(|e| e.header), waker);
+        // Copy the reads out: registering clones the waker (user code, INV-LOGS).
+        let reads: Vec<ReadEntry> = {
+            // SAFETY: the owning thread; the borrow ends with this block (INV-LOGS).
+            let st = unsafe { self.state() };
+            let guard = st.guard.as_ref().expect("waits are registered while pinned");
+            st.garbage.seal_pending(guard);
+            st.reads.iter().copied().collect()
+        };
+        let reg = crate::wait::Registration::register(reads.iter().map(|e| e.header), waker);
         // Revalidate after registering (INV-WAKE). Any change, or a commit in progress on a
-        // TVar we read, means we should run again rather than sleep.
-        let stale = st.reads.first_stale(|_| false);
-        stale.is_none().then_some(reg)
+        // TVar we read, means we should run again rather than sleep. The attempt is still
+        // pinned (`busy` keeps re-entrant transactions off this context), so the cores live.
+        let stale = reads.iter().any(|e| {
+            let w = e.word();
+            lock_word::version(w) != e.version || is_locked(w)
+        });
+        (!stale).then_some(reg)
+    }
+
+    /// Before this thread sleeps: pushes its deferred frees to the global queue and lets
+    /// the collector run, so that its retired values are not held for as long as it waits.
+    pub(crate) fn flush_before_sleep(&self) {
+        self.busy.set(true);
+        let guard = self.handle.pin();
+        guard.flush();
+        drop(guard);
+        self.after_attempt();
     }
 
     fn mark(&self) -> Mark {
@@ -364,23 +461,26 @@ impl TxInner {
         // SAFETY: the owning thread; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
         st.depth -= 1;
+        // Values written in the scope are not freed now: a shared handle of an enclosing
+        // scope may still lend references into them. They wait in `doomed` until the
+        // attempt ends (INV-PENDING).
         while st.superseded.len() > mark.superseded {
             let old = st.superseded.pop().expect("len checked");
             if old.index < mark.writes {
-                st.writes.restore(old);
+                st.writes.restore(old, &mut st.doomed);
             } else {
-                // SAFETY: superseded in the branch being rolled back, which has ended, so no
-                // reference into it is alive (INV-PENDING).
-                unsafe { (old.drop_value)(old.value) };
+                st.doomed.push((old.value, old.drop_value));
             }
         }
-        st.writes.truncate(mark.writes);
+        st.writes.truncate(mark.writes, &mut st.doomed);
         let branch_hooks: Vec<Hook> = st.hooks.drain(mark.hooks..).collect();
         for h in branch_hooks {
-            match h {
-                Hook::Commit(_) => {}
-                Hook::Abort(f) | Hook::Always(f) => st.hooks.push(Hook::Always(f)),
-            }
+            st.hooks.push(match h {
+                // Kept (never run) so that the closure is dropped with no borrow held.
+                Hook::Commit(f) => Hook::Dropped(f),
+                Hook::Abort(f) | Hook::Always(f) => Hook::Always(f),
+                Hook::Dropped(f) => Hook::Dropped(f),
+            });
         }
     }
 
@@ -431,7 +531,7 @@ impl Drop for TxInner {
 impl TxState {
     fn clear_logs(&mut self) {
         self.reads.clear();
-        self.writes.clear();
+        self.writes.clear(&mut self.doomed);
         self.superseded_clear();
         if !self.held.is_empty() {
             self.held.clear();
@@ -439,20 +539,10 @@ impl TxState {
         self.depth = 0;
     }
 
+    /// Moves the superseded values to `doomed` (dropped once no borrow is held).
     fn superseded_clear(&mut self) {
-        for s in self.superseded.drain(..) {
-            // SAFETY: the attempt is over, so no reference into a pending value is alive
-            // (INV-PENDING); the superseded list owned it.
-            unsafe { (s.drop_value)(s.value) };
-        }
-    }
-
-    /// Hands retired values to the collector now (before this thread sleeps, so that they
-    /// are not held for as long as it waits), and moves them on to the global queue where
-    /// any thread's collection can free them.
-    fn flush_garbage(&mut self) {
-        let guard = self.guard.as_ref().expect("flushed while pinned");
-        self.garbage.flush(guard);
+        let doomed = &mut self.doomed;
+        doomed.extend(self.superseded.drain(..).map(|s| (s.value, s.drop_value)));
     }
 
     /// Serial mode: unlocks every TVar locked for reading and not published.
@@ -658,8 +748,10 @@ impl<'a> Transaction<'a> {
         };
         if let Some(old) = st.writes.insert(entry) {
             if st.depth == 0 {
-                // SAFETY: `&mut self` proves no reference lent by this handle is alive, and at
-                // depth 0 there is no other handle (INV-PENDING); the write set gave us `old`.
+                // `&mut self` proves no reference lent by this handle is alive, and at depth 0
+                // there is no other handle (INV-PENDING): drop it now, with no borrow held
+                // (its destructor is user code, INV-LOGS): `st` is not used past this point.
+                // SAFETY: the write set gave us `old`, owned and unreferenced (above).
                 unsafe { (old.drop_value)(old.value) };
             } else {
                 st.superseded.push(old);

@@ -118,26 +118,23 @@ impl WriteSet {
         None
     }
 
-    /// Puts a superseded value back (rollback of a branch), dropping the value that
-    /// replaced it.
-    pub(crate) fn restore(&mut self, old: Superseded) {
+    /// Puts a superseded value back (rollback of a branch) and hands over the value that
+    /// replaced it, to be dropped when the attempt ends (INV-PENDING).
+    pub(crate) fn restore(&mut self, old: Superseded, doomed: &mut Vec<(*mut (), DropFn)>) {
         let e = &mut self.entries[old.index];
         let newer = std::mem::replace(&mut e.value, old.value);
-        // SAFETY: `newer` was written in the branch being rolled back, which has ended, so no
-        // reference into it is alive (INV-PENDING); the entry owned it and no longer does.
-        unsafe { (e.drop_value)(newer) };
+        doomed.push((newer, e.drop_value));
     }
 
-    /// Drops every entry from `len` on, with their pending values.
-    pub(crate) fn truncate(&mut self, len: usize) {
+    /// Removes every entry from `len` on and moves their pending values to `doomed`, to be
+    /// dropped once no borrow of the logs is held (INV-PENDING, INV-LOGS).
+    pub(crate) fn truncate(&mut self, len: usize, doomed: &mut Vec<(*mut (), DropFn)>) {
         if len >= self.entries.len() {
             return;
         }
         for e in self.entries.drain(len..) {
             if !e.value.is_null() {
-                // SAFETY: the entry owned the value and the branch or attempt that wrote it has
-                // ended, so no reference into it is alive (INV-PENDING).
-                unsafe { (e.drop_value)(e.value) };
+                doomed.push((e.value, e.drop_value));
             }
         }
         self.bloom = self.entries.iter().fold(0, |b, e| b | bloom_bit(e.header));
@@ -147,8 +144,8 @@ impl WriteSet {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.truncate(0);
+    pub(crate) fn clear(&mut self, doomed: &mut Vec<(*mut (), DropFn)>) {
+        self.truncate(0, doomed);
     }
 
     /// Empties the set after a commit published every value (nothing to drop).
