@@ -51,6 +51,8 @@ enum Next<R, C> {
     Return(Step<R, C>),
     Restart(Conflict),
     Resume(Box<dyn std::any::Any + Send>),
+    /// A misuse: panic with this message.
+    Panic(&'static str),
 }
 
 /// Runs attempts of `f` until one commits, aborts with a user error, or retries with its
@@ -111,6 +113,7 @@ where
         match next {
             Next::Return(step) => return step,
             Next::Resume(payload) => panic::resume_unwind(payload),
+            Next::Panic(message) => panic!("{message}"),
             Next::Restart(c) => {
                 ctx.counters.abort(c.cause, c.tvar, c.site);
                 conflicts = conflicts.saturating_add(1);
@@ -216,6 +219,14 @@ fn after_unwind<R, C>(
 
 /// The body retried: wait for a change, or restart if the snapshot was already stale.
 fn wait<R, C>(ctx: &TxInner, waker: Option<&Waker>) -> Next<R, C> {
+    if ctx.read_nothing() {
+        ctx.discard();
+        // Panics in `run_attempts`, once serial mode is released and the hooks have run.
+        return Next::Panic(
+            "retry() called by a transaction that has read no TVar: nothing could ever wake it. \
+             Read the TVars whose change should wake the transaction before calling retry()",
+        );
+    }
     let next = match wait_or_conflict(ctx, waker) {
         Ok(reg) => Next::Return(Step::Wait(reg)),
         Err(c) => Next::Restart(c),
@@ -228,14 +239,6 @@ fn wait<R, C>(ctx: &TxInner, waker: Option<&Waker>) -> Next<R, C> {
 /// registration to sleep on (already notified if a read changed meanwhile), or the
 /// conflict if the attempt's snapshot was stale.
 fn wait_or_conflict(ctx: &TxInner, waker: Option<&Waker>) -> Result<Registration, Conflict> {
-    if ctx.read_nothing() {
-        ctx.discard();
-        run_hooks(ctx);
-        panic!(
-            "retry() called by a transaction that has read no TVar: nothing could ever wake it. \
-             Read the TVars whose change should wake the transaction before calling retry()"
-        );
-    }
     ctx.revalidate()?;
     ctx.release_serial_locks();
     ctx.counters.retry();

@@ -10,12 +10,15 @@
 //!
 //! State table (who moves the word from one state to the next):
 //!
-//! | from                    | to                        | by                                  |
-//! |-------------------------|---------------------------|-------------------------------------|
-//! | `v`                     | `v \| LOCKED`             | committer's CAS in `commit::lock`   |
-//! | `v \| LOCKED`           | `wv` (new version)        | committer's swap after publishing   |
-//! | `v \| LOCKED`           | `v`                       | committer giving up (fetch_and)     |
-//! | any                     | any `\| WAITERS`          | a waiter's fetch_or in `wait`       |
+//! | from                    | to                        | by                                          |
+//! |-------------------------|---------------------------|---------------------------------------------|
+//! | `v`                     | `v \| LOCKED`             | a committer's CAS (`commit::try_lock`), or a serial transaction's (`tx::lock_serial`) |
+//! | `v \| LOCKED`           | `wv` (new version)        | the committer's Release store after publishing |
+//! | `v \| LOCKED`           | `v`                       | a committer giving up, or a serial transaction releasing a read (`fetch_and`) |
+//! | `v` (unlocked)          | `v \| WAITERS`            | a waiter's CAS in `wait::set_waiters_bit`   |
+//!
+//! A waiter never sets its bit on a locked word, so the committer learns of waiters from the
+//! word its locking CAS replaced and may unlock with a plain store (INV-WAKE).
 //!
 //! Locking keeps the version bits, so a reader that sees `LOCKED` still knows which version
 //! the owner is replacing, and a committer can tell that a TVar it has locked is still at the

@@ -170,10 +170,11 @@ impl<T: Send + Sync + 'static> TVar<T> {
 pub(crate) fn stable_value<T>(core: &Core<T>) -> *mut T {
     let mut spins = 0_u32;
     loop {
-        // Acquire pairs with the Release swap that unlocks in `commit::publish`.
+        // Acquire pairs with the Release store that unlocks in `commit::publish` (and the
+        // Release `fetch_and` of a committer or serial transaction that gives up).
         let before = core.header.lock.load(Ordering::Acquire);
         if !is_locked(before) {
-            // Acquire pairs with the Release swap of the pointer in `commit::publish`, and
+            // Acquire pairs with the Release store of the pointer in `commit::publish`, and
             // keeps the re-load below after this load.
             let ptr = core.value.load(Ordering::Acquire);
             let after = core.header.lock.load(Ordering::Acquire);
@@ -194,7 +195,12 @@ impl<T: Send + Sync + 'static> Clone for TVar<T> {
     fn clone(&self) -> Self {
         // Relaxed: taking a new reference needs no ordering; `self` already keeps the core
         // alive (as in `Arc::clone`).
-        self.core().header.refs.fetch_add(1, Ordering::Relaxed);
+        let old = self.core().header.refs.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            // A count this high means handles were leaked in a loop; wrapping it would free a
+            // core still in use. Abort, as `Arc` does.
+            std::process::abort();
+        }
         Self { core: self.core, _owns: PhantomData }
     }
 }

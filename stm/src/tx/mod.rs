@@ -894,7 +894,8 @@ impl TxState {
     ) -> Result<*mut T, Conflict> {
         let mut spins = 0_u32;
         loop {
-            // Acquire pairs with the Release swap that unlocks in `commit::publish`.
+            // Acquire pairs with the Release store that unlocks in `commit::publish` (and the
+            // Release `fetch_and` of a committer or serial transaction that gives up).
             let before = core.header.lock.load(Ordering::Acquire);
             if is_locked(before) {
                 // A commit is publishing this TVar: wait a little (longer for an older
@@ -906,7 +907,8 @@ impl TxState {
                 spin_hint();
                 continue;
             }
-            // Acquire pairs with the AcqRel swap in `publish_value`: the value is initialized.
+            // Acquire pairs with the Release store of the pointer in `commit::publish`: the
+            // value is initialized.
             let ptr = core.value.load(Ordering::Acquire);
             // Acquire: pairs with the unlocking swap, like `before`; ordered after the
             // pointer load by that load's Acquire.
@@ -944,7 +946,7 @@ impl TxState {
             self.held.insert(header);
             self.reads.push(ReadEntry { header, version: lock_word::version(word), site });
         }
-        // Acquire pairs with the AcqRel swap in `publish_value` of the last committer.
+        // Acquire pairs with the Release store of the pointer in `commit::publish`.
         core.value.load(Ordering::Acquire)
     }
 }

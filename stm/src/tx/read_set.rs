@@ -24,7 +24,8 @@ impl ReadEntry {
         // SAFETY: the entry was logged in the current, still pinned attempt, so the core is
         // not freed (INV-RECLAIM); the lock word is an atomic.
         let header = unsafe { &*self.header };
-        // Acquire pairs with the Release swap that unlocks in `commit::publish`: a version we
+        // Acquire pairs with the Release store that unlocks in `commit::publish` (and the
+        // Release `fetch_and` of a committer or serial transaction that gives up): a version we
         // see as unchanged really is the one whose value we read.
         header.lock.load(Ordering::Acquire)
     }
