@@ -344,15 +344,26 @@ where
 {
     with_context(|ctx| {
         if ctx.is_busy_outside_body() {
-            // Started by a destructor or waker while this thread's context is mid-attempt:
-            // run on a context of its own (INV-LOGS).
-            return run_blocking_in(&TxInner::new(), f);
+            return run_on_own_context(f);
         }
         run_blocking_in(ctx, f)
     })
 }
 
+/// A transaction started by a destructor or waker while this thread's context is
+/// mid-attempt: it runs on a context of its own (INV-LOGS).
+#[cold]
+#[inline(never)]
+fn run_on_own_context<R, C, F>(f: &mut F) -> Result<R, C::User>
+where
+    C: IntoUser,
+    F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
+{
+    run_blocking_in(&TxInner::new(), f)
+}
+
 /// `atomically` on an explicit context (the thread-local one, or a loom model's).
+#[inline]
 pub(crate) fn run_blocking_in<R, C, F>(ctx: &TxInner, f: &mut F) -> Result<R, C::User>
 where
     C: IntoUser,

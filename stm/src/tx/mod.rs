@@ -312,8 +312,14 @@ impl TxInner {
         }
         let guard = st.guard.take();
         st.committed = true;
+        let nothing_left = read_only && st.doomed.is_empty();
         drop(guard);
-        self.after_attempt();
+        if nothing_left {
+            // A read-only attempt replaced nothing and dropped nothing.
+            self.busy.set(false);
+        } else {
+            self.after_attempt();
+        }
         Ok(read_only)
     }
 
