@@ -217,11 +217,10 @@ impl Drop for Garbage {
             return;
         }
         let guard = pin();
-        // SAFETY: every pointer was unlinked from its TVar before it was retired and is
-        // retired once (INV-PUBLISHED); the closure runs only after every thread pinned now
-        // has unpinned, which includes every reader from before the values were retired
-        // (INV-RECLAIM). The values are `Send` (TVar's bounds), and `drop_fn` is the
-        // destructor made for each one's type (INV-HEADER).
+        // SAFETY: each pointer was unlinked before it was retired, and is retired once
+        // (INV-PUBLISHED); the closure runs after every thread pinned now has unpinned, every
+        // earlier reader included (INV-RECLAIM); values are `Send` (TVar's bounds) and each
+        // `drop_fn` is the destructor made for its value's type (INV-HEADER).
         unsafe {
             guard.defer_unchecked(move || {
                 for (ptr, drop_fn) in rest {
