@@ -1,9 +1,40 @@
-//! The Concord executor: a work-stealing pool on rayon-core where a transaction that calls
-//! `retry` suspends its task, never a worker thread.
+//! The Concord executor: a work-stealing pool where a transaction that calls `retry`
+//! suspends its task, never a worker thread.
 //!
-//! **Not built yet** (issue 3): this crate is a placeholder in the workspace so that the
-//! layout of `DESIGN.md` section 1 exists; it exports nothing. Until it lands, run
-//! transactions on plain threads with [`concord_stm::atomically`], or on any async runtime
-//! with [`concord_stm::atomically_async`].
+//! The pool is rayon-core's (its deques, stealing and sleep protocol); tasks are
+//! `async-task`'s, whose schedule function queues `runnable.run()` as a rayon job. What this
+//! crate adds is the glue to `concord-stm`: a transaction spawned here is an
+//! [`atomically_async`](concord_stm::atomically_async) future, so a `retry` returns `Pending`
+//! and parks the task's waker in the STM's wait table; the commit that changes what the
+//! transaction read wakes it, and rayon's local push re-queues it on the committing worker.
+//!
+//! - [`Executor::spawn_tx`]: one transaction as a task. [`Executor::spawn`]: any future
+//!   (which may await several transactions).
+//! - [`Executor::for_each_tx`]: a parallel-for of transactions. Items run as plain rayon
+//!   work; only those that `retry` become tasks.
+//! - [`Executor::block_on`] for threads outside the pool; [`Executor::install`] for plain
+//!   rayon CPU work.
+//! - [`Executor::stats`]: task counts, the workers' STM statistics and latency histograms.
+//!
+//! Futures of `concord_stm::atomically_async` run on any executor (tokio's too); what this
+//! one adds is work stealing for transactions, statistics, and `for_each_tx`.
+//!
+//! # Panics
+//!
+//! A panic in a task is caught and resumes where its [`JoinHandle`] is awaited; it never
+//! takes down a worker or the process.
+//!
+//! # Contention
+//!
+//! By default a conflicting transaction backs off in place, as on a plain thread.
+//! [`Builder::yield_after_conflicts`] makes it give its worker to other tasks instead.
 
+mod executor;
+mod stats;
+mod task;
+mod worker;
+
+pub use crate::executor::{BuildError, Builder, Executor};
+pub use crate::stats::{ExecutorStats, Latency};
+pub use crate::task::JoinHandle;
 pub use concord_stm;

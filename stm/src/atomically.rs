@@ -1,6 +1,7 @@
 //! Running a transaction: the attempt loop, blocking and async waiting, nesting.
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -31,6 +32,22 @@ enum Step<R, C> {
     Done(Result<R, C>),
     /// The body retried; sleep on this registration, then run again.
     Wait(Registration),
+    /// An async transaction gives its thread to other tasks after this many consecutive
+    /// conflicts; poll again to go on.
+    Yield(u32),
+}
+
+/// How the caller of the attempt loop waits.
+#[derive(Clone, Copy)]
+struct Waiting<'w> {
+    /// `None`: park the thread on a retry; `Some`: register this waker and return.
+    waker: Option<&'w Waker>,
+    /// Return [`Step::Yield`] after every this many consecutive conflicts (async only).
+    yield_every: Option<NonZeroU32>,
+}
+
+impl Waiting<'_> {
+    const PARK: Waiting<'static> = Waiting { waker: None, yield_every: None };
 }
 
 /// Runs the hooks the last attempt left (none in the common case).
@@ -55,24 +72,25 @@ enum Next<R, C> {
     Panic(&'static str),
 }
 
-/// Runs attempts of `f` until one commits, aborts with a user error, or retries with its
-/// reads unchanged (then returns the registration to sleep on). `waker` is `None` to wait
-/// by parking the thread.
+/// Runs attempts of `f` until one commits, aborts with a user error, retries with its
+/// reads unchanged (then returns the registration to sleep on), or yields.
 ///
 /// `first` is the outcome of a first attempt already run (optimistic, not serial) by a
-/// caller's fast path.
+/// caller's fast path. `conflicts` is the transaction's age: the conflicts it has already
+/// had (before a yield).
 #[inline(never)]
 fn run_attempts<R, C, F>(
     ctx: &TxInner,
     f: &mut F,
-    waker: Option<&Waker>,
+    waiting: Waiting<'_>,
     mut first: Option<Outcome<R, C>>,
+    mut conflicts: u32,
 ) -> Step<R, C>
 where
     C: Control,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
-    let mut conflicts = 0_u32;
+    let waker = waiting.waker;
     let serial_after = contention::policy().serial_after;
     let mut rng = None;
     loop {
@@ -117,6 +135,13 @@ where
             Next::Restart(c) => {
                 ctx.counters.abort(c.cause, c.tvar, c.site);
                 conflicts = conflicts.saturating_add(1);
+                if let Some(every) = waiting.yield_every {
+                    if conflicts % every == 0 && conflicts < serial_after {
+                        // Yielding is this transaction's backoff: other tasks run meanwhile.
+                        ctx.counters.yielded();
+                        return Step::Yield(conflicts);
+                    }
+                }
                 let rng = rng.get_or_insert_with(|| {
                     contention::Rng::new(ctx as *const TxInner as u64 ^ crate::clock::CLOCK.now())
                 });
@@ -145,13 +170,13 @@ where
 /// The first attempt of a transaction, inlined into the caller: most transactions commit
 /// here. Anything else (a conflict, a retry, an abort, a panic) goes to `run_attempts`.
 #[inline]
-fn fast_path<R, C, F>(ctx: &TxInner, f: &mut F, waker: Option<&Waker>) -> Step<R, C>
+fn fast_path<R, C, F>(ctx: &TxInner, f: &mut F) -> Step<R, C>
 where
     C: Control,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
     if contention::policy().serial_after == 0 {
-        return run_attempts(ctx, f, waker, None);
+        return run_attempts(ctx, f, Waiting::PARK, None, 0);
     }
     let outcome = attempt(ctx, f, false, 0);
     if let Ok(Ok(_)) = &outcome {
@@ -164,7 +189,7 @@ where
             }
         }
     }
-    run_attempts(ctx, f, waker, Some(outcome))
+    run_attempts(ctx, f, Waiting::PARK, Some(outcome), 0)
 }
 
 /// The body returned an error: a retry, a conflict, or a user abort.
@@ -373,7 +398,7 @@ where
         if ctx.is_active() {
             return run_nested(ctx, f);
         }
-        let mut step = fast_path(ctx, f, None);
+        let mut step = fast_path(ctx, f);
         loop {
             match step {
                 Step::Done(r) => return r.map_err(C::into_user),
@@ -384,8 +409,9 @@ where
                     }
                     ctx.counters.wakeup();
                 }
+                Step::Yield(_) => unreachable!("blocking transactions never yield"),
             }
-            step = run_attempts(ctx, f, None, None);
+            step = run_attempts(ctx, f, Waiting::PARK, None, 0);
         }
     }
 }
@@ -452,7 +478,7 @@ pub fn atomically_async<R, F>(f: F) -> Atomically<F>
 where
     F: FnMut(&mut Transaction<'_>) -> Stm<R>,
 {
-    Atomically { f, registration: None }
+    Atomically { f, registration: None, conflicts: 0, yield_every: None }
 }
 
 /// The future returned by [`atomically_async`].
@@ -460,11 +486,36 @@ where
 pub struct Atomically<F> {
     f: F,
     registration: Option<Registration>,
+    /// Conflicts so far, kept across yields (the transaction's age, for contention).
+    conflicts: u32,
+    yield_every: Option<NonZeroU32>,
+}
+
+impl<F> Atomically<F> {
+    /// After every `n` consecutive conflicts, wake the task and return `Pending` instead of
+    /// backing off in place, so that an executor runs other tasks on this thread meanwhile.
+    /// The transaction keeps its age (its conflict count, hence its lock patience and its
+    /// escalation to serial mode) across yields.
+    ///
+    /// Without it, a conflicting transaction backs off by spinning, then yielding the
+    /// thread, then sleeping for microseconds, which on an executor holds up the worker.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0.
+    pub fn yield_after_conflicts(mut self, n: u32) -> Self {
+        self.yield_every =
+            Some(NonZeroU32::new(n).expect("yield_after_conflicts(0): pass at least 1 conflict"));
+        self
+    }
 }
 
 impl<F> std::fmt::Debug for Atomically<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Atomically").field("waiting", &self.registration.is_some()).finish()
+        f.debug_struct("Atomically")
+            .field("waiting", &self.registration.is_some())
+            .field("conflicts", &self.conflicts)
+            .finish()
     }
 }
 
@@ -479,15 +530,6 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
         let this = self.get_mut();
-        let woken = match this.registration.take() {
-            Some(reg) if !reg.is_notified() && reg.wakes(cx.waker()) => {
-                this.registration = Some(reg);
-                return Poll::Pending;
-            }
-            // Woken, or polled with a new waker: run the transaction again.
-            Some(reg) => reg.is_notified(),
-            None => false,
-        };
         with_context(|ctx| {
             if ctx.is_busy_outside_body() {
                 panic!(
@@ -495,26 +537,52 @@ where
                      this thread is committing: poll it from elsewhere"
                 );
             }
-            if woken {
-                ctx.counters.wakeup();
+            this.poll_in(ctx, cx)
+        })
+    }
+}
+
+impl<F> Atomically<F> {
+    /// One poll on an explicit context (the thread-local one, or a loom model's).
+    pub(crate) fn poll_in<R>(&mut self, ctx: &TxInner, cx: &mut Context<'_>) -> Poll<R>
+    where
+        F: FnMut(&mut Transaction<'_>) -> Stm<R>,
+    {
+        let woken = match self.registration.take() {
+            Some(reg) if !reg.is_notified() && reg.wakes(cx.waker()) => {
+                self.registration = Some(reg);
+                return Poll::Pending;
             }
-            assert!(
-                !ctx.is_active(),
-                "atomically_async polled inside a transaction body: call `atomically` to join \
-                 the enclosing transaction instead"
-            );
-            loop {
-                match run_attempts(ctx, &mut this.f, Some(cx.waker()), None) {
-                    Step::Done(Ok(r)) => return Poll::Ready(r),
-                    Step::Done(Err(e)) => match IntoUser::into_user(e) {},
-                    Step::Wait(reg) if reg.is_notified() => ctx.counters.wakeup(),
-                    Step::Wait(reg) => {
-                        this.registration = Some(reg);
-                        return Poll::Pending;
-                    }
+            // Woken, or polled with a new waker: run the transaction again.
+            Some(reg) => reg.is_notified(),
+            None => false,
+        };
+        if woken {
+            ctx.counters.wakeup();
+        }
+        assert!(
+            !ctx.is_active(),
+            "atomically_async polled inside a transaction body: call `atomically` to join the \
+             enclosing transaction instead"
+        );
+        let waiting = Waiting { waker: Some(cx.waker()), yield_every: self.yield_every };
+        loop {
+            let conflicts = std::mem::take(&mut self.conflicts);
+            match run_attempts(ctx, &mut self.f, waiting, None, conflicts) {
+                Step::Done(Ok(r)) => return Poll::Ready(r),
+                Step::Done(Err(_)) => unreachable!("STM signals never leave the attempt loop"),
+                Step::Wait(reg) if reg.is_notified() => ctx.counters.wakeup(),
+                Step::Wait(reg) => {
+                    self.registration = Some(reg);
+                    return Poll::Pending;
+                }
+                Step::Yield(conflicts) => {
+                    self.conflicts = conflicts;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
             }
-        })
+        }
     }
 }
 

@@ -153,6 +153,41 @@ fn loom_models_retry_vs_commit_loses_no_wakeup() {
     });
 }
 
+/// The async form's suspend/wake handshake, as an executor sees it: a poll that returns
+/// `Pending` (the task suspends) is always followed by a wake of the poll's waker once a
+/// commit changes what the transaction read, so a suspended task is never forgotten
+/// (INV-WAKE). The wake is what an executor's schedule function turns into a re-queue.
+#[test]
+fn loom_models_async_suspend_vs_commit_loses_no_wakeup() {
+    struct Flag(AtomicBool);
+    impl std::task::Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    model(2, || {
+        let flag = Arc::new(TVar::new(false));
+        let setter = {
+            let flag = flag.clone();
+            spawn(move |ctx| atomically_in(ctx, |tx| tx.write(&flag, true)))
+        };
+        let ctx = TxInner::new();
+        let woken = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let waker = std::task::Waker::from(woken.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut task =
+            crate::atomically_async(|tx| if *tx.read(&flag)? { Ok(()) } else { retry() });
+        let first = task.poll_in(&ctx, &mut cx);
+        setter.join().unwrap();
+        if first.is_pending() {
+            assert!(woken.0.load(Ordering::SeqCst), "the commit woke the suspended task");
+            assert!(task.poll_in(&ctx, &mut cx).is_ready(), "woken, it commits");
+        }
+        drop(task);
+        drop(ctx);
+    });
+}
+
 /// A value whose drop marks it dead: a reader that can still see it must never see it dead.
 struct Canary {
     dead: Arc<AtomicBool>,

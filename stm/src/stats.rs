@@ -52,6 +52,7 @@ pub(crate) struct Counters {
     wakeups: AtomicU64,
     serial: AtomicU64,
     panics: AtomicU64,
+    yields: AtomicU64,
     conflicts: Mutex<HashMap<(usize, &'static Location<'static>), u64>>,
 }
 
@@ -81,6 +82,9 @@ pub struct Stats {
     pub serial_escalations: u64,
     /// Attempts that panicked (the panic was resumed after discarding the attempt).
     pub panics: u64,
+    /// Times an async transaction gave its thread to other tasks after repeated conflicts
+    /// (see [`Atomically::yield_after_conflicts`](crate::Atomically::yield_after_conflicts)).
+    pub yields: u64,
 }
 
 impl Stats {
@@ -95,6 +99,7 @@ impl Stats {
         wakeups: 0,
         serial_escalations: 0,
         panics: 0,
+        yields: 0,
     };
 
     /// All conflict aborts (read, lock and validation).
@@ -124,7 +129,34 @@ impl Stats {
             wakeups: self.wakeups - before.wakeups,
             serial_escalations: self.serial_escalations - before.serial_escalations,
             panics: self.panics - before.panics,
+            yields: self.yields - before.yields,
         }
+    }
+}
+
+impl std::ops::AddAssign for Stats {
+    /// Adds the counts of `other` (say, to sum the snapshots of several threads).
+    fn add_assign(&mut self, other: Stats) {
+        self.commits += other.commits;
+        self.read_only_commits += other.read_only_commits;
+        self.aborts_read += other.aborts_read;
+        self.aborts_lock += other.aborts_lock;
+        self.aborts_validate += other.aborts_validate;
+        self.user_aborts += other.user_aborts;
+        self.retries += other.retries;
+        self.wakeups += other.wakeups;
+        self.serial_escalations += other.serial_escalations;
+        self.panics += other.panics;
+        self.yields += other.yields;
+    }
+}
+
+impl std::iter::Sum for Stats {
+    fn sum<I: Iterator<Item = Stats>>(iter: I) -> Stats {
+        iter.fold(Stats::ZERO, |mut acc, s| {
+            acc += s;
+            acc
+        })
     }
 }
 
@@ -133,7 +165,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "commits {} (read-only {}), aborts {} (read {}, lock {}, validate {}; {:.3}/commit), \
-             user aborts {}, retries {}, wakeups {}, serial {}, panics {}",
+             user aborts {}, retries {}, wakeups {}, serial {}, panics {}, yields {}",
             self.commits,
             self.read_only_commits,
             self.aborts(),
@@ -145,7 +177,8 @@ impl fmt::Display for Stats {
             self.retries,
             self.wakeups,
             self.serial_escalations,
-            self.panics
+            self.panics,
+            self.yields
         )
     }
 }
@@ -212,6 +245,10 @@ impl Counters {
         bump(&self.panics);
     }
 
+    pub(crate) fn yielded(&self) {
+        bump(&self.yields);
+    }
+
     fn add_to(&self, s: &mut Stats) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         s.commits += get(&self.commits);
@@ -224,6 +261,7 @@ impl Counters {
         s.wakeups += get(&self.wakeups);
         s.serial_escalations += get(&self.serial);
         s.panics += get(&self.panics);
+        s.yields += get(&self.yields);
     }
 }
 

@@ -1,0 +1,169 @@
+//! Tasks: futures the pool polls, suspended while pending, re-queued when woken.
+//!
+//! A task is an `async-task` allocation whose schedule function pushes `runnable.run()` onto
+//! the pool as a rayon job. A task that returns `Pending` (a transaction that called `retry`
+//! on an `atomically_async` future) simply is not queued anywhere: its waker sits in the
+//! STM's wait table, and the worker goes on with other jobs. The commit that wakes it calls
+//! the schedule function on the committing thread; on a worker of this executor that is
+//! rayon's local push (the task resumes where the data it waits on is hot), elsewhere an
+//! injection into the pool.
+
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Weak;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_task::Runnable;
+
+use crate::executor::Shared;
+use crate::worker::{self, bump, Worker};
+
+/// A handle to a spawned task: a future that resolves to the task's output.
+///
+/// Dropping the handle cancels the task (its future is dropped, and a task suspended in
+/// `retry` leaves the wait table the next time a commit wakes it); call
+/// [`detach`](Self::detach) to let it run to completion unobserved. If the task panicked,
+/// awaiting the handle resumes the panic.
+#[must_use = "dropping a JoinHandle cancels the task: call `.detach()` to let it run"]
+pub struct JoinHandle<T> {
+    task: async_task::Task<T>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Lets the task run to completion without a handle; its output is dropped.
+    pub fn detach(self) {
+        self.task.detach();
+    }
+
+    /// Whether the task has finished (completed, panicked or been cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Cancels the task and waits until its future is dropped. Returns its output if it had
+    /// completed before the cancellation.
+    pub async fn cancel(self) -> Option<T> {
+        self.task.cancel().await
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        Pin::new(&mut self.task).poll(cx)
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle").field("finished", &self.task.is_finished()).finish()
+    }
+}
+
+/// Spawns `future` as a task of the executor `shared` and queues its first run.
+/// `spawned_at` is set for transactions, whose spawn-to-commit latency is recorded.
+pub(crate) fn spawn<F>(
+    shared: &std::sync::Arc<Shared>,
+    future: F,
+    spawned_at: Option<Instant>,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let id = shared.id;
+    let weak = std::sync::Arc::downgrade(shared);
+    let (runnable, task) = async_task::Builder::new()
+        .propagate_panic(true)
+        .spawn(move |()| tracked(id, future, spawned_at), move |r| schedule(id, &weak, r));
+    let by = worker::with_current(id, |w| {
+        w.map(|w| {
+            bump(&w.counters.spawned);
+            w.index
+        })
+    });
+    match by {
+        Some(_) => rayon_core::spawn(move || run(id, runnable, by, None)),
+        None => {
+            shared.count_external_spawn();
+            shared.pool.spawn(move || run(id, runnable, None, None));
+        }
+    }
+    JoinHandle { task }
+}
+
+/// The schedule function: a suspended task was woken.
+fn schedule(id: u64, executor: &Weak<Shared>, runnable: Runnable) {
+    let woken_at = Instant::now();
+    let by = worker::with_current(id, |w| w.map(|w| w.index));
+    match by {
+        // A worker of this executor woke it: rayon's local push onto that worker's deque.
+        Some(_) => rayon_core::spawn(move || run(id, runnable, by, Some(woken_at))),
+        None => match executor.upgrade() {
+            Some(shared) => shared.pool.spawn(move || run(id, runnable, None, Some(woken_at))),
+            // The executor is gone: dropping the runnable cancels the task.
+            None => drop(runnable),
+        },
+    }
+}
+
+/// A pool job: runs the task once, recording who runs it and how long the wake took.
+fn run(id: u64, runnable: Runnable, scheduled_by: Option<usize>, woken_at: Option<Instant>) {
+    worker::with_current(id, |w| {
+        if let Some(w) = w {
+            if let Some(t) = woken_at {
+                Worker::record(&w.wake_to_resume, t.elapsed());
+            }
+            if scheduled_by.is_some_and(|i| i != w.index) {
+                bump(&w.counters.stolen);
+            }
+        }
+    });
+    runnable.run();
+}
+
+/// Wraps a task's future to count its polls, suspensions and wakeups on the worker that
+/// polls it, and to record its spawn-to-completion latency.
+async fn tracked<F: Future>(id: u64, future: F, spawned_at: Option<Instant>) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut suspended = false;
+    std::future::poll_fn(move |cx| {
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        worker::with_current(id, |w| {
+            let Some(w) = w else { return };
+            let c = &w.counters;
+            bump(&c.polls);
+            if suspended {
+                bump(&c.wakeups);
+            }
+            match &polled {
+                Ok(Poll::Ready(_)) => {
+                    bump(&c.completed);
+                    if let Some(t) = spawned_at {
+                        Worker::record(&w.spawn_to_commit, t.elapsed());
+                    }
+                }
+                Ok(Poll::Pending) => {
+                    bump(&c.suspensions);
+                    if suspended {
+                        // Woken, ran, and suspended again without finishing.
+                        bump(&c.spurious_wakeups);
+                    }
+                }
+                Err(_) => bump(&c.panics),
+            }
+        });
+        match polled {
+            Ok(poll) => {
+                suspended = poll.is_pending();
+                poll
+            }
+            // async-task catches it again and hands it to the JoinHandle.
+            Err(payload) => panic::resume_unwind(payload),
+        }
+    })
+    .await
+}
