@@ -324,7 +324,6 @@ impl Executor {
             polls: get(|c| &c.polls),
             suspensions: get(|c| &c.suspensions),
             wakeups: get(|c| &c.wakeups),
-            spurious_wakeups: get(|c| &c.spurious_wakeups),
             stolen: get(|c| &c.stolen),
             stm: stm.into_iter().sum(),
             spawn_to_commit: Latency::of(&spawn_to_commit),

@@ -19,6 +19,15 @@
 //! Futures of `concord_stm::atomically_async` run on any executor (tokio's too); what this
 //! one adds is work stealing for transactions, statistics, and `for_each_tx`.
 //!
+//! # Scheduling order
+//!
+//! Each worker runs the tasks it queued itself (spawned, woken or yielding there) in FIFO
+//! order; an idle worker steals from the others; tasks spawned or woken from outside the
+//! pool are injected and taken when a worker has nothing local (rayon's priorities: finish
+//! what was started before taking on new work). So a future that busy-waits by yielding,
+//! on a one-thread pool, for something an injected task would do can wait forever: wait
+//! with `retry` on a TVar instead, which suspends the task until the change.
+//!
 //! # Panics
 //!
 //! A panic in a task is caught and resumes where its [`JoinHandle`] is awaited; it never

@@ -7,9 +7,9 @@ use hdrhistogram::Histogram;
 /// A snapshot of an executor's counters since it started (see
 /// [`Executor::stats`](crate::Executor::stats)).
 ///
-/// Counters only grow. Suspensions, wakeups and spurious wakeups count polls of every task;
-/// for a task spawned by `spawn_tx` a suspension is a `retry` (or a yield after conflicts),
-/// and a spurious wakeup is a wake after which the transaction had to wait again.
+/// Counters only grow. Suspensions and wakeups count polls of every task; for a task spawned
+/// by `spawn_tx`, a suspension is a `retry` (or a yield after conflicts). Spurious wakeups
+/// (woken, but the condition still false) are in `stm`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ExecutorStats {
@@ -27,8 +27,6 @@ pub struct ExecutorStats {
     pub suspensions: u64,
     /// Polls of a task that had suspended: it was woken and ran again.
     pub wakeups: u64,
-    /// Wakeups after which the task suspended again.
-    pub spurious_wakeups: u64,
     /// Task runs on another worker than the one that queued them (work stealing).
     pub stolen: u64,
     /// The STM statistics of the worker threads (commits, aborts by cause, retries,
@@ -101,7 +99,7 @@ impl fmt::Display for ExecutorStats {
             self.polls,
             self.suspensions,
             self.wakeups,
-            self.spurious_wakeups,
+            self.stm.spurious_wakeups,
             self.stolen,
             self.workers
         )?;

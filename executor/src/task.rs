@@ -4,9 +4,13 @@
 //! the pool as a rayon job. A task that returns `Pending` (a transaction that called `retry`
 //! on an `atomically_async` future) simply is not queued anywhere: its waker sits in the
 //! STM's wait table, and the worker goes on with other jobs. The commit that wakes it calls
-//! the schedule function on the committing thread; on a worker of this executor that is
-//! rayon's local push (the task resumes where the data it waits on is hot), elsewhere an
-//! injection into the pool.
+//! the schedule function on the committing thread; on a worker of this executor that is a
+//! push onto that worker's own queue (the task resumes where the data it waits on is hot),
+//! elsewhere an injection into the pool.
+//!
+//! Tasks are queued with rayon's `spawn_fifo`, not `spawn`: a worker runs the tasks it
+//! queued in FIFO order, so a task that yields (or is woken again and again) goes behind the
+//! others instead of running again at once, as it would from the top of a LIFO deque.
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -76,9 +80,10 @@ where
 {
     let id = shared.id;
     let weak = std::sync::Arc::downgrade(shared);
-    let (runnable, task) = async_task::Builder::new()
-        .propagate_panic(true)
-        .spawn(move |()| tracked(id, future, spawned_at), move |r| schedule(id, &weak, r));
+    let (runnable, task) = async_task::Builder::new().propagate_panic(true).spawn(
+        move |()| Tracked { future, spawned_at, suspended: false },
+        move |r| schedule(id, &weak, r),
+    );
     let by = worker::with_current(id, |w| {
         w.map(|w| {
             bump(&w.counters.spawned);
@@ -86,10 +91,10 @@ where
         })
     });
     match by {
-        Some(_) => rayon_core::spawn(move || run(id, runnable, by, None)),
+        Some(_) => rayon_core::spawn_fifo(move || run(id, runnable, by, None)),
         None => {
             shared.count_external_spawn();
-            shared.pool.spawn(move || run(id, runnable, None, None));
+            shared.pool.spawn_fifo(move || run(id, runnable, None, None));
         }
     }
     JoinHandle { task }
@@ -101,9 +106,9 @@ fn schedule(id: u64, executor: &Weak<Shared>, runnable: Runnable) {
     let by = worker::with_current(id, |w| w.map(|w| w.index));
     match by {
         // A worker of this executor woke it: rayon's local push onto that worker's deque.
-        Some(_) => rayon_core::spawn(move || run(id, runnable, by, Some(woken_at))),
+        Some(_) => rayon_core::spawn_fifo(move || run(id, runnable, by, Some(woken_at))),
         None => match executor.upgrade() {
-            Some(shared) => shared.pool.spawn(move || run(id, runnable, None, Some(woken_at))),
+            Some(shared) => shared.pool.spawn_fifo(move || run(id, runnable, None, Some(woken_at))),
             // The executor is gone: dropping the runnable cancels the task.
             None => drop(runnable),
         },
@@ -125,45 +130,51 @@ fn run(id: u64, runnable: Runnable, scheduled_by: Option<usize>, woken_at: Optio
     runnable.run();
 }
 
-/// Wraps a task's future to count its polls, suspensions and wakeups on the worker that
-/// polls it, and to record its spawn-to-completion latency.
-async fn tracked<F: Future>(id: u64, future: F, spawned_at: Option<Instant>) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut suspended = false;
-    std::future::poll_fn(move |cx| {
-        let polled = panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-        worker::with_current(id, |w| {
+pin_project_lite::pin_project! {
+    /// A task's future, wrapped to count its polls, suspensions and wakeups on the worker
+    /// that polls it, and to record its spawn-to-completion latency.
+    ///
+    /// Only this executor's pool jobs poll it, so the worker found is always one of ours.
+    struct Tracked<F> {
+        #[pin]
+        future: F,
+        spawned_at: Option<Instant>,
+        suspended: bool,
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)));
+        let resumed = *this.suspended;
+        worker::with_any(|w| {
             let Some(w) = w else { return };
             let c = &w.counters;
             bump(&c.polls);
-            if suspended {
+            if resumed {
                 bump(&c.wakeups);
             }
             match &polled {
                 Ok(Poll::Ready(_)) => {
                     bump(&c.completed);
-                    if let Some(t) = spawned_at {
+                    if let Some(t) = this.spawned_at {
                         Worker::record(&w.spawn_to_commit, t.elapsed());
                     }
                 }
-                Ok(Poll::Pending) => {
-                    bump(&c.suspensions);
-                    if suspended {
-                        // Woken, ran, and suspended again without finishing.
-                        bump(&c.spurious_wakeups);
-                    }
-                }
+                Ok(Poll::Pending) => bump(&c.suspensions),
                 Err(_) => bump(&c.panics),
             }
         });
         match polled {
             Ok(poll) => {
-                suspended = poll.is_pending();
+                *this.suspended = poll.is_pending();
                 poll
             }
             // async-task catches it again and hands it to the JoinHandle.
             Err(payload) => panic::resume_unwind(payload),
         }
-    })
-    .await
+    }
 }

@@ -37,7 +37,6 @@ pub(crate) struct Counters {
     pub(crate) completed: AtomicU64,
     pub(crate) suspensions: AtomicU64,
     pub(crate) wakeups: AtomicU64,
-    pub(crate) spurious_wakeups: AtomicU64,
     pub(crate) stolen: AtomicU64,
     pub(crate) panics: AtomicU64,
 }
@@ -87,4 +86,10 @@ pub(crate) fn enter(worker: Arc<Worker>) {
 #[inline]
 pub(crate) fn with_current<R>(executor: u64, f: impl FnOnce(Option<&Worker>) -> R) -> R {
     CURRENT.with(|c| f(c.get().map(|w| &**w).filter(|w| w.executor == executor)))
+}
+
+/// Runs `f` with the calling thread's worker of any executor.
+#[inline]
+pub(crate) fn with_any<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
+    CURRENT.with(|c| f(c.get().map(|w| &**w)))
 }

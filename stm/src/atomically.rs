@@ -170,13 +170,13 @@ where
 /// The first attempt of a transaction, inlined into the caller: most transactions commit
 /// here. Anything else (a conflict, a retry, an abort, a panic) goes to `run_attempts`.
 #[inline]
-fn fast_path<R, C, F>(ctx: &TxInner, f: &mut F) -> Step<R, C>
+fn fast_path<R, C, F>(ctx: &TxInner, f: &mut F, waiting: Waiting<'_>) -> Step<R, C>
 where
     C: Control,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
     if contention::policy().serial_after == 0 {
-        return run_attempts(ctx, f, Waiting::PARK, None, 0);
+        return run_attempts(ctx, f, waiting, None, 0);
     }
     let outcome = attempt(ctx, f, false, 0);
     if let Ok(Ok(_)) = &outcome {
@@ -189,7 +189,7 @@ where
             }
         }
     }
-    run_attempts(ctx, f, Waiting::PARK, Some(outcome), 0)
+    run_attempts(ctx, f, waiting, Some(outcome), 0)
 }
 
 /// The body returned an error: a retry, a conflict, or a user abort.
@@ -398,16 +398,21 @@ where
         if ctx.is_active() {
             return run_nested(ctx, f);
         }
-        let mut step = fast_path(ctx, f);
+        let mut step = fast_path(ctx, f, Waiting::PARK);
+        let mut woken = false;
         loop {
             match step {
                 Step::Done(r) => return r.map_err(C::into_user),
                 Step::Wait(reg) => {
+                    if woken {
+                        ctx.counters.spurious_wakeup();
+                    }
                     if !reg.is_notified() {
                         ctx.flush_before_sleep();
                         reg.park();
                     }
                     ctx.counters.wakeup();
+                    woken = true;
                 }
                 Step::Yield(_) => unreachable!("blocking transactions never yield"),
             }
@@ -566,12 +571,26 @@ impl<F> Atomically<F> {
              enclosing transaction instead"
         );
         let waiting = Waiting { waker: Some(cx.waker()), yield_every: self.yield_every };
+        let mut woken = woken;
+        let mut step = match self.conflicts {
+            // A first poll, or the first after a wakeup: the common case commits inline.
+            0 => fast_path(ctx, &mut self.f, waiting),
+            conflicts => {
+                self.conflicts = 0;
+                run_attempts(ctx, &mut self.f, waiting, None, conflicts)
+            }
+        };
         loop {
-            let conflicts = std::mem::take(&mut self.conflicts);
-            match run_attempts(ctx, &mut self.f, waiting, None, conflicts) {
+            if woken && matches!(step, Step::Wait(_)) {
+                ctx.counters.spurious_wakeup();
+            }
+            match step {
                 Step::Done(Ok(r)) => return Poll::Ready(r),
                 Step::Done(Err(_)) => unreachable!("STM signals never leave the attempt loop"),
-                Step::Wait(reg) if reg.is_notified() => ctx.counters.wakeup(),
+                Step::Wait(reg) if reg.is_notified() => {
+                    ctx.counters.wakeup();
+                    woken = true;
+                }
                 Step::Wait(reg) => {
                     self.registration = Some(reg);
                     return Poll::Pending;
@@ -582,6 +601,7 @@ impl<F> Atomically<F> {
                     return Poll::Pending;
                 }
             }
+            step = run_attempts(ctx, &mut self.f, waiting, None, 0);
         }
     }
 }

@@ -50,6 +50,7 @@ pub(crate) struct Counters {
     user_aborts: AtomicU64,
     retries: AtomicU64,
     wakeups: AtomicU64,
+    spurious_wakeups: AtomicU64,
     serial: AtomicU64,
     panics: AtomicU64,
     yields: AtomicU64,
@@ -78,6 +79,9 @@ pub struct Stats {
     pub retries: u64,
     /// Waits that ended because a commit changed a TVar the waiter read.
     pub wakeups: u64,
+    /// Wakeups after which the transaction retried again: what it read changed, but its
+    /// condition still did not hold.
+    pub spurious_wakeups: u64,
     /// Transactions that escalated to the irrevocable serial mode.
     pub serial_escalations: u64,
     /// Attempts that panicked (the panic was resumed after discarding the attempt).
@@ -97,6 +101,7 @@ impl Stats {
         user_aborts: 0,
         retries: 0,
         wakeups: 0,
+        spurious_wakeups: 0,
         serial_escalations: 0,
         panics: 0,
         yields: 0,
@@ -127,6 +132,7 @@ impl Stats {
             user_aborts: self.user_aborts - before.user_aborts,
             retries: self.retries - before.retries,
             wakeups: self.wakeups - before.wakeups,
+            spurious_wakeups: self.spurious_wakeups - before.spurious_wakeups,
             serial_escalations: self.serial_escalations - before.serial_escalations,
             panics: self.panics - before.panics,
             yields: self.yields - before.yields,
@@ -145,6 +151,7 @@ impl std::ops::AddAssign for Stats {
         self.user_aborts += other.user_aborts;
         self.retries += other.retries;
         self.wakeups += other.wakeups;
+        self.spurious_wakeups += other.spurious_wakeups;
         self.serial_escalations += other.serial_escalations;
         self.panics += other.panics;
         self.yields += other.yields;
@@ -165,7 +172,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "commits {} (read-only {}), aborts {} (read {}, lock {}, validate {}; {:.3}/commit), \
-             user aborts {}, retries {}, wakeups {}, serial {}, panics {}, yields {}",
+             user aborts {}, retries {}, wakeups {} (spurious {}), serial {}, panics {}, yields {}",
             self.commits,
             self.read_only_commits,
             self.aborts(),
@@ -176,6 +183,7 @@ impl fmt::Display for Stats {
             self.user_aborts,
             self.retries,
             self.wakeups,
+            self.spurious_wakeups,
             self.serial_escalations,
             self.panics,
             self.yields
@@ -237,6 +245,10 @@ impl Counters {
         bump(&self.wakeups);
     }
 
+    pub(crate) fn spurious_wakeup(&self) {
+        bump(&self.spurious_wakeups);
+    }
+
     pub(crate) fn serial(&self) {
         bump(&self.serial);
     }
@@ -259,6 +271,7 @@ impl Counters {
         s.user_aborts += get(&self.user_aborts);
         s.retries += get(&self.retries);
         s.wakeups += get(&self.wakeups);
+        s.spurious_wakeups += get(&self.spurious_wakeups);
         s.serial_escalations += get(&self.serial);
         s.panics += get(&self.panics);
         s.yields += get(&self.yields);

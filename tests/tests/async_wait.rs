@@ -204,7 +204,7 @@ fn dropping_a_pending_future_unregisters_it() {
     let mut cx = Context::from_waker(&waker);
     let mut fut = Box::pin(atomically_async(|tx| check(tx.get(&v)? > 0)));
     assert!(fut.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(format!("{fut:?}"), "Atomically { waiting: true }");
+    assert_eq!(format!("{fut:?}"), "Atomically { waiting: true, conflicts: 0 }");
     assert!(Arc::strong_count(&state) > 2, "the registration holds a clone of the waker");
 
     drop(fut);
@@ -291,7 +291,7 @@ fn a_future_that_need_not_wait_is_ready_at_once() {
         tx.modify(&v, |x| x + 1)?;
         tx.get(&v)
     });
-    assert_eq!(format!("{fut:?}"), "Atomically { waiting: false }");
+    assert_eq!(format!("{fut:?}"), "Atomically { waiting: false, conflicts: 0 }");
     assert_eq!(Pin::new(&mut fut).poll(&mut Context::from_waker(&waker)), Poll::Ready(2));
     drop(waker);
     assert_eq!(Arc::strong_count(&state), 1);
@@ -371,4 +371,20 @@ fn polling_inside_a_transaction_panics_clearly() {
     .unwrap_err();
     let msg = concord_tests::panic_message(&*payload);
     assert!(msg.contains("polled inside a transaction"), "{msg}");
+}
+
+#[test]
+fn a_wakeup_whose_condition_still_fails_is_counted_spurious() {
+    let v = TVar::new(0_u32);
+    let (_state, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = Box::pin(atomically_async(|tx| check(tx.get(&v)? >= 2)));
+    let before = concord_stm::stats::thread_snapshot();
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    atomically(|tx| tx.write(&v, 1));
+    assert!(fut.as_mut().poll(&mut cx).is_pending(), "1 is not enough");
+    atomically(|tx| tx.write(&v, 2));
+    assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(()));
+    let s = concord_stm::stats::thread_snapshot().since(&before);
+    assert_eq!((s.retries, s.wakeups, s.spurious_wakeups), (2, 2, 1), "{s}");
 }

@@ -274,3 +274,44 @@ fn stats_record_latencies_of_transactions_and_wakes() {
         assert!(stats.spawn_to_commit.p50_ns > 0 && stats.wake_to_resume.max_ns > 0, "{stats}");
     });
 }
+
+/// Returns `Pending` once, asking to be polled again: the task goes back to the queue.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// A task that yields goes behind the other tasks its worker queued: on one thread, a
+/// task busy-waiting by yielding for a flag lets the task that sets it run (from the top
+/// of a LIFO deque it would run again at once, forever).
+#[test]
+fn a_yielding_task_lets_the_other_local_tasks_run() {
+    run_within(LIMIT, "yield fairness", || {
+        let ex = pool(1);
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (spinner, setter) = ex.install(|| {
+            let f = flag.clone();
+            let spinner = ex.spawn(async move {
+                let mut spins = 0_u64;
+                while !f.load(Ordering::SeqCst) {
+                    yield_now().await;
+                    spins += 1;
+                }
+                spins
+            });
+            let f = flag.clone();
+            let setter = ex.spawn(async move { f.store(true, Ordering::SeqCst) });
+            (spinner, setter)
+        });
+        ex.block_on(setter);
+        assert!(ex.block_on(spinner) >= 1);
+    });
+}
