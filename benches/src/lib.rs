@@ -18,6 +18,7 @@
 //! - [`contenders::rust_stm`]: the peer STM crate `stm` 0.4, one `stm::TVar<i64>` per account.
 
 pub mod bank;
+pub mod compare;
 pub mod contenders;
 pub mod latency;
 pub mod probe;

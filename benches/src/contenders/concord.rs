@@ -10,6 +10,14 @@ pub struct Concord {
     accounts: Vec<TVar<i64>>,
 }
 
+impl Concord {
+    /// The accounts' TVars, for workloads that run their own transactions on them (the
+    /// executor contender of `compare`).
+    pub fn vars(&self) -> &[TVar<i64>] {
+        &self.accounts
+    }
+}
+
 impl Bank for Concord {
     const NAME: &'static str = "concord";
 

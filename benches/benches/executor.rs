@@ -1,0 +1,263 @@
+//! The executor's costs, against the bars of issue 3. Run with
+//! `cargo bench -p concord-benches --bench executor`.
+//!
+//! - `spawn`: 10,000 one-TVar increments spawned from a worker of a 2-thread pool, timed
+//!   until the last commits: `spawn_tx` (handles joined) and `spawn` of an async block
+//!   (detached, counting completions) on the executor, against rayon-core's `spawn` of a
+//!   closure that runs the blocking `atomically` on a pool of the same size.
+//! - `for_each_tx`: 100,000 transfers between random accounts of 1024 (the W4 mix) through
+//!   `for_each_tx` on 2 workers, against the same transfers split between 2 plain threads.
+//! - `contention`: 10,000 increments of one TVar spawned by `spawn_tx` on 2 workers (every
+//!   pair conflicts), backing off in place (the default) or yielding the worker after 1 or
+//!   4 conflicts (`Builder::yield_after_conflicts`).
+//! - `ping_pong`: two tasks hand a ball through one TVar, each waiting by `retry`; the
+//!   executor's wake-to-resume histogram is printed at the end (stderr).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use concord_benches::XorShift;
+use concord_executor::Executor;
+use concord_stm::{atomically, atomically_async, retry, TVar};
+use criterion::{criterion_main, Criterion, Throughput};
+
+const TASKS: u64 = 10_000;
+const TRANSFERS: usize = 100_000;
+const ACCOUNTS: usize = 1024;
+
+/// Wakes the benchmark thread when the last of `n` tasks completes.
+struct Latch {
+    left: AtomicU64,
+    waiter: Thread,
+}
+
+impl Latch {
+    fn new(n: u64) -> Arc<Latch> {
+        Arc::new(Latch { left: AtomicU64::new(n), waiter: thread::current() })
+    }
+
+    fn count_down(&self) {
+        // AcqRel: the last decrement sees every task's writes; pairs with the Acquire in wait.
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.waiter.unpark();
+        }
+    }
+
+    fn wait(&self) {
+        // Acquire: pairs with the AcqRel decrements.
+        while self.left.load(Ordering::Acquire) > 0 {
+            thread::park();
+        }
+    }
+}
+
+fn counter() -> &'static TVar<u64> {
+    // Leaked so that tasks borrow it with no reference count traffic.
+    Box::leak(Box::new(TVar::new(0)))
+}
+
+fn spawn(c: &mut Criterion) {
+    let ex = Executor::builder().threads(2).build().unwrap();
+    let pool = rayon_core::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let v = counter();
+    let mut g = c.benchmark_group("spawn");
+    g.throughput(Throughput::Elements(TASKS));
+    g.bench_function("rayon_spawn_atomically", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let latch = Latch::new(TASKS);
+                pool.install(|| {
+                    for _ in 0..TASKS {
+                        let latch = latch.clone();
+                        rayon_core::spawn(move || {
+                            atomically(|tx| tx.modify(v, |x| x + 1));
+                            latch.count_down();
+                        });
+                    }
+                });
+                latch.wait();
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("concord_spawn_async_detached", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let latch = Latch::new(TASKS);
+                ex.install(|| {
+                    for _ in 0..TASKS {
+                        let latch = latch.clone();
+                        ex.spawn(async move {
+                            atomically_async(|tx| tx.modify(v, |x| x + 1)).await;
+                            latch.count_down();
+                        })
+                        .detach();
+                    }
+                });
+                latch.wait();
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("concord_spawn_tx_joined", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let handles: Vec<_> = ex.install(|| {
+                    (0..TASKS).map(|_| ex.spawn_tx(|tx| tx.modify(v, |x| x + 1))).collect()
+                });
+                ex.block_on(async {
+                    for h in handles {
+                        h.await;
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+fn contention(c: &mut Criterion) {
+    let mut g = c.benchmark_group("contention");
+    g.throughput(Throughput::Elements(TASKS));
+    for (name, policy) in
+        [("backoff", None), ("yield_after_1", Some(1)), ("yield_after_4", Some(4))]
+    {
+        let ex = Executor::builder().threads(2).yield_after_conflicts(policy).build().unwrap();
+        let v = counter();
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let handles: Vec<_> = ex.install(|| {
+                        (0..TASKS).map(|_| ex.spawn_tx(|tx| tx.modify(v, |x| x + 1))).collect()
+                    });
+                    ex.block_on(async {
+                        for h in handles {
+                            h.await;
+                        }
+                    });
+                }
+                start.elapsed()
+            })
+        });
+        eprintln!("contention/{name}: {}", ex.stats().stm);
+    }
+    g.finish();
+}
+
+type Transfer = (usize, usize, i64);
+
+fn transfers() -> Vec<Transfer> {
+    let mut rng = XorShift::new(7);
+    (0..TRANSFERS)
+        .map(|_| {
+            let (from, to) = rng.pair(ACCOUNTS);
+            (from, to, 1 + rng.index(10) as i64)
+        })
+        .collect()
+}
+
+fn transfer(accounts: &[TVar<i64>], &(from, to, amount): &Transfer) {
+    atomically(|tx| {
+        tx.modify(&accounts[from], |b| b - amount)?;
+        tx.modify(&accounts[to], |b| b + amount)
+    });
+}
+
+fn for_each_tx(c: &mut Criterion) {
+    let ex = Executor::builder().threads(2).build().unwrap();
+    let accounts: Arc<Vec<TVar<i64>>> = Arc::new((0..ACCOUNTS).map(|_| TVar::new(1000)).collect());
+    let items = transfers();
+    let mut g = c.benchmark_group("for_each_tx");
+    g.throughput(Throughput::Elements(TRANSFERS as u64));
+    g.bench_function("plain_threads_2", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let (left, right) = items.split_at(TRANSFERS / 2);
+                thread::scope(|s| {
+                    for half in [left, right] {
+                        let accounts = &accounts;
+                        s.spawn(move || half.iter().for_each(|t| transfer(accounts, t)));
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("for_each_tx_2", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let batch = items.clone();
+                let accounts = accounts.clone();
+                let start = Instant::now();
+                ex.for_each_tx(batch, move |&(from, to, amount), tx| {
+                    tx.modify(&accounts[from], |b| b - amount)?;
+                    tx.modify(&accounts[to], |b| b + amount)
+                });
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+    let total: i64 = atomically(|tx| accounts.iter().map(|a| tx.get(a)).sum());
+    assert_eq!(total, 1000 * ACCOUNTS as i64, "transfers conserve the total");
+}
+
+fn ping_pong(c: &mut Criterion) {
+    let ex = Executor::builder().threads(2).build().unwrap();
+    let ball: &'static TVar<u64> = counter();
+    let rounds = 10_000_u64;
+    let mut g = c.benchmark_group("ping_pong");
+    g.throughput(Throughput::Elements(rounds));
+    g.bench_function("tasks_2", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let player = |parity: u64| {
+                    ex.spawn(async move {
+                        for _ in 0..rounds {
+                            atomically_async(|tx| {
+                                let b = *tx.read(ball)?;
+                                if b % 2 != parity {
+                                    return retry();
+                                }
+                                tx.write(ball, b + 1)
+                            })
+                            .await;
+                        }
+                    })
+                };
+                let (even, odd) = (player(0), player(1));
+                ex.block_on(even);
+                ex.block_on(odd);
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+    eprintln!("ping_pong executor stats:\n{}", ex.stats());
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(20)
+}
+
+/// The criterion harness, in a private module so that the `pub fn` that `criterion_group!`
+/// generates needs no doc comment.
+mod harness {
+    criterion::criterion_group! { name = benches; config = super::config(); targets = super::spawn, super::contention, super::for_each_tx, super::ping_pong }
+}
+
+criterion_main!(harness::benches);
