@@ -20,6 +20,7 @@
 pub mod bank;
 pub mod compare;
 pub mod contenders;
+pub mod ipc;
 pub mod latency;
 pub mod probe;
 pub mod rng;
