@@ -64,6 +64,7 @@
 
 mod atomically;
 mod clock;
+pub mod collections;
 pub mod contention;
 mod error;
 mod lock_word;

@@ -6,6 +6,7 @@
 //! cargo run --release -p concord-benches --bin compare -- --quick
 //! cargo run --release -p concord-benches --bin compare -- --full --out target/compare-full
 //! cargo run --release -p concord-benches --bin compare -- --smoke --contenders concord_threads,global_mutex
+//! cargo run --release -p concord-benches --bin compare -- --workloads queue --workers 1,2,4
 //! ```
 //!
 //! Every case checks its result (money conserved, no increment lost); a failed check stops
@@ -39,6 +40,9 @@ struct Args {
     /// Only these contenders (comma-separated names, as in the table).
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
+    /// Only these workloads (comma-separated: bank, dict, counter, queue).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
     /// Only these worker counts (comma-separated), instead of the profile's.
     #[arg(long, value_delimiter = ',')]
     workers: Vec<usize>,
@@ -80,6 +84,14 @@ fn main() -> ExitCode {
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut cases = profile.cases(&contenders, cores);
+    if !args.workloads.is_empty() {
+        const KNOWN: [&str; 4] = ["bank", "dict", "counter", "queue"];
+        if let Some(bad) = args.workloads.iter().find(|w| !KNOWN.contains(&w.as_str())) {
+            eprintln!("unknown workload {bad:?}; known: {}", KNOWN.join(", "));
+            return ExitCode::from(2);
+        }
+        cases.retain(|c| args.workloads.iter().any(|w| w == c.workload.name()));
+    }
     if !args.workers.is_empty() {
         let mut with_workers = Vec::new();
         for case in cases.iter().filter(|c| c.workers == 1) {

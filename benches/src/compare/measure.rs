@@ -78,6 +78,18 @@ impl Meter {
         }
         self.ops += 1;
     }
+
+    /// The latency histogram's non-empty buckets, as `(value, count)`: a bucket's highest
+    /// equivalent value and its count. Recording them with [`record_bucket`](Self::record_bucket)
+    /// into another meter rebuilds the same histogram (how worker processes ship theirs).
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.latency.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value()))
+    }
+
+    /// Adds `count` samples of `value` nanoseconds (see [`buckets`](Self::buckets)).
+    pub fn record_bucket(&mut self, value: u64, count: u64) {
+        self.latency.saturating_record_n(value.max(1), count);
+    }
 }
 
 /// What a run measured, summed over its workers.
@@ -96,7 +108,14 @@ pub struct Measured {
 }
 
 impl Measured {
-    fn from_meters(meters: Vec<Meter>, elapsed: Duration, cpu: Duration) -> Measured {
+    /// The measurement of the meters, and the workers' extras.
+    fn split<T>(results: Vec<(Meter, T)>, elapsed: Duration, cpu: Duration) -> (Measured, Vec<T>) {
+        let (meters, extras): (Vec<Meter>, Vec<T>) = results.into_iter().unzip();
+        (Measured::from_meters(meters, elapsed, cpu), extras)
+    }
+
+    /// The measurement of one meter per worker.
+    pub(crate) fn from_meters(meters: Vec<Meter>, elapsed: Duration, cpu: Duration) -> Measured {
         let mut latency = Meter::new().latency;
         for m in &meters {
             latency.add(&m.latency).expect("same bounds");
@@ -117,11 +136,13 @@ impl Measured {
 }
 
 /// Runs `workers` threads, each calling `body(worker, stop, meter)`, which must loop over
-/// operations until `stop` is set. They are released together and told to stop after
+/// operations until `stop` is set, and returns what each body returned (say, its counts
+/// for a correctness check). The threads are released together and told to stop after
 /// `duration`; the rate counts from their release (thread start-up is not timed).
-pub fn on_threads<F>(workers: usize, duration: Duration, body: F) -> Measured
+pub fn on_threads<T, F>(workers: usize, duration: Duration, body: F) -> (Measured, Vec<T>)
 where
-    F: Fn(usize, &Stop, &mut Meter) + Sync,
+    T: Send,
+    F: Fn(usize, &Stop, &mut Meter) -> T + Sync,
 {
     let stop = Stop::default();
     let barrier = Barrier::new(workers + 1);
@@ -132,8 +153,8 @@ where
                 s.spawn(move || {
                     let mut meter = Meter::new();
                     barrier.wait();
-                    body(w, stop, &mut meter);
-                    meter
+                    let extra = body(w, stop, &mut meter);
+                    (meter, extra)
                 })
             })
             .collect();
@@ -141,36 +162,37 @@ where
         let (meters, elapsed, cpu) = measure_window(duration, &stop, || {
             handles.into_iter().map(|h| h.join().expect("a worker thread panicked")).collect()
         });
-        Measured::from_meters(meters, elapsed, cpu)
+        Measured::split(meters, elapsed, cpu)
     })
 }
 
 /// Like [`on_threads`], with one task per worker on `executor`: `body(worker, stop)` returns
-/// the task's future, which loops until `stop` is set and returns its meter.
-pub fn on_executor<F, Fut>(
+/// the task's future, which loops until `stop` is set and returns its meter and its extra.
+pub fn on_executor<T, F, Fut>(
     executor: &Executor,
     workers: usize,
     duration: Duration,
     body: F,
-) -> Measured
+) -> (Measured, Vec<T>)
 where
+    T: Send + 'static,
     F: Fn(usize, Arc<Stop>) -> Fut,
-    Fut: Future<Output = Meter> + Send + 'static,
+    Fut: Future<Output = (Meter, T)> + Send + 'static,
 {
     let stop = Arc::new(Stop::default());
     let tasks: Vec<_> = (0..workers).map(|w| executor.spawn(body(w, stop.clone()))).collect();
     let (meters, elapsed, cpu) = measure_window(duration, &stop, || {
         tasks.into_iter().map(|t| executor.block_on(t)).collect()
     });
-    Measured::from_meters(meters, elapsed, cpu)
+    Measured::split(meters, elapsed, cpu)
 }
 
 /// Lets the workers run for `duration`, then stops them and joins them.
-fn measure_window(
+fn measure_window<T>(
     duration: Duration,
     stop: &Stop,
-    join: impl FnOnce() -> Vec<Meter>,
-) -> (Vec<Meter>, Duration, Duration) {
+    join: impl FnOnce() -> Vec<T>,
+) -> (Vec<T>, Duration, Duration) {
     let start = Instant::now();
     let cpu = cpu_time();
     std::thread::sleep(duration);

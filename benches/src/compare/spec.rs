@@ -18,9 +18,26 @@ pub enum Workload {
         /// One operation in this many is a read-all audit (0: none).
         audit_one_in: u32,
     },
+    /// A map of `keys` integer keys (loaded first); each operation reads a key or increments
+    /// its value, keys uniform or Zipf-distributed. Every key's final value must equal the
+    /// increments made to it.
+    Dict {
+        /// Number of keys.
+        keys: usize,
+        /// Percentage of operations that only read.
+        read_percent: u8,
+        /// Zipf-distributed keys (s = 0.99) instead of uniform.
+        zipf: bool,
+    },
     /// One hot counter that every worker increments: the worst case for optimistic
     /// concurrency. The final value must equal the number of increments.
     Counter,
+    /// Half the workers push numbered items into a bounded FIFO queue, half pop them (one
+    /// worker alternates). Every item must arrive once, in order per producer.
+    Queue {
+        /// The queue's capacity.
+        capacity: usize,
+    },
 }
 
 impl Workload {
@@ -28,7 +45,9 @@ impl Workload {
     pub fn name(&self) -> &'static str {
         match self {
             Workload::Bank { .. } => "bank",
+            Workload::Dict { .. } => "dict",
             Workload::Counter => "counter",
+            Workload::Queue { .. } => "queue",
         }
     }
 
@@ -39,7 +58,12 @@ impl Workload {
             Workload::Bank { accounts, audit_one_in } => {
                 format!("accounts={accounts} audit=1/{audit_one_in}")
             }
+            Workload::Dict { keys, read_percent, zipf } => format!(
+                "keys={keys} reads={read_percent}% {}",
+                if zipf { "zipf" } else { "uniform" }
+            ),
             Workload::Counter => "counters=1".to_owned(),
+            Workload::Queue { capacity } => format!("capacity={capacity}"),
         }
     }
 }
@@ -186,13 +210,21 @@ impl Profile {
     pub fn workloads(&self) -> Vec<Workload> {
         use Workload::*;
         match self {
-            Profile::Smoke => vec![Bank { accounts: 64, audit_one_in: 50 }, Counter],
+            Profile::Smoke => vec![
+                Bank { accounts: 64, audit_one_in: 50 },
+                Dict { keys: 1000, read_percent: 90, zipf: true },
+                Counter,
+                Queue { capacity: 16 },
+            ],
             Profile::Quick => vec![
                 Bank { accounts: 4, audit_one_in: 0 },
                 Bank { accounts: 1024, audit_one_in: 0 },
                 Bank { accounts: 1024, audit_one_in: 100 },
                 Bank { accounts: 1 << 20, audit_one_in: 0 },
+                Dict { keys: 100_000, read_percent: 90, zipf: false },
+                Dict { keys: 100_000, read_percent: 90, zipf: true },
                 Counter,
+                Queue { capacity: 200 },
             ],
             Profile::Full => vec![
                 Bank { accounts: 4, audit_one_in: 0 },
@@ -202,7 +234,14 @@ impl Profile {
                 Bank { accounts: 1024, audit_one_in: 10 },
                 Bank { accounts: 1 << 16, audit_one_in: 0 },
                 Bank { accounts: 1 << 20, audit_one_in: 0 },
+                Dict { keys: 100_000, read_percent: 100, zipf: false },
+                Dict { keys: 100_000, read_percent: 90, zipf: false },
+                Dict { keys: 100_000, read_percent: 50, zipf: false },
+                Dict { keys: 100_000, read_percent: 90, zipf: true },
+                Dict { keys: 1 << 20, read_percent: 90, zipf: true },
                 Counter,
+                Queue { capacity: 200 },
+                Queue { capacity: 4 },
             ],
         }
     }

@@ -17,18 +17,18 @@ use crate::contenders::Concord;
 use crate::{Bank, XorShift};
 
 /// Every account's opening balance.
-const INITIAL: i64 = 1_000;
+pub(crate) const INITIAL: i64 = 1_000;
 
 /// The bank workload's parameters.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Spec {
-    pub(super) accounts: usize,
-    pub(super) audit_one_in: u32,
+pub(crate) struct Spec {
+    pub(crate) accounts: usize,
+    pub(crate) audit_one_in: u32,
 }
 
 /// One operation: an audit (`Some`) or a transfer between two distinct accounts.
 #[inline]
-fn next_op(spec: &Spec, rng: &mut XorShift) -> Option<(usize, usize)> {
+pub(crate) fn next_op(spec: &Spec, rng: &mut XorShift) -> Option<(usize, usize)> {
     if spec.audit_one_in != 0 && rng.next_u64() % u64::from(spec.audit_one_in) == 0 {
         None
     } else {
@@ -57,7 +57,7 @@ pub(super) fn on_threads<B: Bank>(spec: &Spec, case: &Case) -> Result<(Measured,
     let bank = B::new(spec.accounts, INITIAL);
     let expected = INITIAL * spec.accounts as i64;
     let bad = BadAudits::default();
-    let measured = measure::on_threads(case.workers, case.duration, |w, stop, meter| {
+    let (measured, _) = measure::on_threads(case.workers, case.duration, |w, stop, meter| {
         let mut rng = XorShift::for_thread(w);
         while !stop.is_set() {
             let t = meter.begin();
@@ -80,7 +80,7 @@ pub(super) fn on_executor(spec: &Spec, case: &Case) -> Result<(Measured, u64), S
     let expected = INITIAL * spec.accounts as i64;
     let bad = Arc::new(BadAudits::default());
     let spec = *spec;
-    let measured = measure::on_executor(&ex, case.workers, case.duration, |w, stop| {
+    let (measured, _) = measure::on_executor(&ex, case.workers, case.duration, |w, stop| {
         let (bank, bad) = (bank.clone(), bad.clone());
         async move {
             let accounts = bank.vars();
@@ -106,7 +106,7 @@ pub(super) fn on_executor(spec: &Spec, case: &Case) -> Result<(Measured, u64), S
                 }
                 meter.end(t);
             }
-            meter
+            (meter, ())
         }
     });
     let rss = rss();
@@ -117,7 +117,7 @@ pub(super) fn on_executor(spec: &Spec, case: &Case) -> Result<(Measured, u64), S
 
 pub(super) fn counter_on_threads<B: Bank>(case: &Case) -> Result<(Measured, u64), String> {
     let bank = B::new(1, 0);
-    let measured = measure::on_threads(case.workers, case.duration, |_, stop, meter| {
+    let (measured, _) = measure::on_threads(case.workers, case.duration, |_, stop, meter| {
         while !stop.is_set() {
             let t = meter.begin();
             bank.increment(0);
@@ -132,7 +132,7 @@ pub(super) fn counter_on_threads<B: Bank>(case: &Case) -> Result<(Measured, u64)
 pub(super) fn counter_on_executor(case: &Case) -> Result<(Measured, u64), String> {
     let ex = executor(case)?;
     let counter = Arc::new(TVar::new(0_i64));
-    let measured = measure::on_executor(&ex, case.workers, case.duration, |_, stop| {
+    let (measured, _) = measure::on_executor(&ex, case.workers, case.duration, |_, stop| {
         let counter = counter.clone();
         async move {
             let mut meter = Meter::new();
@@ -141,7 +141,7 @@ pub(super) fn counter_on_executor(case: &Case) -> Result<(Measured, u64), String
                 atomically_async(|tx| tx.modify(&counter, |c| c + 1)).await;
                 meter.end(t);
             }
-            meter
+            (meter, ())
         }
     });
     let rss = rss();
@@ -149,7 +149,7 @@ pub(super) fn counter_on_executor(case: &Case) -> Result<(Measured, u64), String
     Ok((measured, rss))
 }
 
-fn executor(case: &Case) -> Result<Executor, String> {
+pub(super) fn executor(case: &Case) -> Result<Executor, String> {
     Executor::builder()
         .threads(case.workers)
         .build()

@@ -1,6 +1,8 @@
 //! The workloads, each runnable on every contender, each with its correctness check.
 
-mod bank;
+pub(crate) mod bank;
+pub(crate) mod dict;
+pub(crate) mod queue;
 
 use concord_stm::stats;
 
@@ -39,12 +41,37 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
                 Contender::RustStm => bank::on_threads::<RustStm>(&spec, case)?,
             }
         }
+        Workload::Dict { keys, read_percent, zipf } => {
+            let spec = dict::Spec { keys, read_percent, zipf };
+            match case.contender {
+                Contender::ConcordExecutor => dict::on_executor(&spec, case)?,
+                Contender::ConcordThreads => {
+                    dict::on_threads::<concord_stm::collections::TMap<u64, u64>>(&spec, case)?
+                }
+                Contender::GlobalMutex => dict::on_threads::<
+                    parking_lot::Mutex<std::collections::HashMap<u64, u64>>,
+                >(&spec, case)?,
+                Contender::FineLocks => {
+                    dict::on_threads::<dashmap::DashMap<u64, u64>>(&spec, case)?
+                }
+                Contender::RustStm => dict::on_threads::<dict::RustStmDict>(&spec, case)?,
+            }
+        }
         Workload::Counter => match case.contender {
             Contender::ConcordExecutor => bank::counter_on_executor(case)?,
             Contender::ConcordThreads => bank::counter_on_threads::<Concord>(case)?,
             Contender::GlobalMutex => bank::counter_on_threads::<GlobalMutex>(case)?,
             Contender::FineLocks => bank::counter_on_threads::<MutexPerAccount>(case)?,
             Contender::RustStm => bank::counter_on_threads::<RustStm>(case)?,
+        },
+        Workload::Queue { capacity } => match case.contender {
+            Contender::ConcordExecutor => queue::on_executor(capacity, case)?,
+            Contender::ConcordThreads => {
+                queue::on_threads::<concord_stm::collections::TBQueue<u64>>(capacity, case)?
+            }
+            Contender::GlobalMutex => queue::on_threads::<queue::LockedQueue>(capacity, case)?,
+            Contender::FineLocks => queue::on_threads::<queue::Channel>(capacity, case)?,
+            Contender::RustStm => queue::on_threads::<queue::RustStmQueue>(capacity, case)?,
         },
     };
     let aborts_per_commit = match case.contender {
@@ -62,7 +89,7 @@ fn rss() -> u64 {
 }
 
 /// Fails with a message unless `found == expected`.
-fn check_eq<T: PartialEq + std::fmt::Debug>(
+pub(crate) fn check_eq<T: PartialEq + std::fmt::Debug>(
     what: &str,
     expected: T,
     found: T,

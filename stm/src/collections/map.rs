@@ -1,0 +1,489 @@
+//! `TMap`: a transactional hash map built as a hash trie of `TVar` slots.
+//!
+//! The trie's nodes are fixed arrays of `WIDTH` slots, each a `TVar`. A slot holds either
+//! a small bucket of entries (empty included) or a child node. A key's path is fixed by its
+//! hash, `BITS` bits per level; an update writes only the slot its bucket lives in (and
+//! the calling thread's stripe of the size counter), so updates of keys in different
+//! buckets never write a `TVar` the other reads. A bucket that outgrows `SPLIT` entries is
+//! replaced by a child node in the same write: the table grows one slot at a time and is
+//! never rehashed. Nodes are never merged back, so a slot once split stays split (removals
+//! leave empty buckets behind until `clear`), which keeps the upper levels unwritten.
+//!
+//! Entries are `Arc`ed so that a new bucket shares the entries it keeps with the old one,
+//! and so that neither keys nor values need `Clone`.
+
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::iter::FusedIterator;
+use std::sync::Arc;
+
+use super::TCounter;
+use crate::{Stm, TVar, Transaction};
+
+/// Hash bits consumed per level.
+const BITS: u32 = 5;
+/// Slots per node.
+const WIDTH: usize = 1 << BITS;
+/// The deepest level a node can have: its index uses bits `BITS * MAX_DEPTH ..` of the
+/// hash, which must all exist. A bucket at this depth grows without splitting (keys whose
+/// hashes agree on every bit used so far).
+const MAX_DEPTH: u32 = 64 / BITS - 1;
+/// A bucket holding this many entries becomes a node on its next insertion.
+const SPLIT: usize = 8;
+
+struct Entry<K, V> {
+    key: K,
+    value: V,
+}
+
+/// A bucket: entries with their hashes beside them, so that a lookup compares hashes in
+/// the bucket's own buffer and dereferences only the entry that matches (a cache miss
+/// saved per other entry).
+type Bucket<K, V> = Vec<(u64, Arc<Entry<K, V>>)>;
+
+/// A trie node: `WIDTH` slots.
+type Node<K, V> = [TVar<Slot<K, V>>];
+
+/// What a slot holds. Published values are immutable: every change writes a new `Slot`.
+enum Slot<K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    Bucket(Bucket<K, V>),
+    Node(Box<Node<K, V>>),
+}
+
+fn empty_node<K, V>() -> Box<Node<K, V>>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    (0..WIDTH).map(|_| TVar::new(Slot::Bucket(Vec::new()))).collect()
+}
+
+/// The slot index of `hash` in a node at `depth`.
+fn index(hash: u64, depth: u32) -> usize {
+    ((hash >> (BITS * depth)) as usize) & (WIDTH - 1)
+}
+
+/// The position of `key` in `bucket`.
+fn find<K: Borrow<Q>, V, Q: Eq + ?Sized>(
+    bucket: &Bucket<K, V>,
+    hash: u64,
+    key: &Q,
+) -> Option<usize> {
+    bucket.iter().position(|(h, e)| *h == hash && e.key.borrow() == key)
+}
+
+/// The slot a key's bucket lives in, as read by this transaction.
+struct Found<'a, K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    var: &'a TVar<Slot<K, V>>,
+    bucket: &'a Bucket<K, V>,
+    depth: u32,
+}
+
+/// A transactional hash map: updates of unrelated keys do not conflict.
+///
+/// All operations run inside a transaction ([`atomically`](crate::atomically)) and compose
+/// with any other transactional operation: move an entry between two maps, or insert only
+/// if a queue is not full, atomically.
+///
+/// The map is a hash trie whose nodes are arrays of 32 `TVar` slots; a slot holds a bucket
+/// of up to 8 entries or a child node, and a full bucket splits into a node by rewriting
+/// only its own slot, so the map grows without ever rehashing (see the
+/// [module docs](crate::collections::map)). Its length is kept in a [`TCounter`], striped
+/// per thread. Values are read in place ([`read`](Self::read) lends `&V`);
+/// [`get`](Self::get) clones.
+///
+/// # Conflicts
+///
+/// Two keys *share a bucket* when their hashes agree on the bits the trie uses at the
+/// bucket's depth (at most 8 keys share one, except for full hash collisions).
+///
+/// - Reads ([`read`](Self::read), [`get`](Self::get), [`contains_key`](Self::contains_key))
+///   never conflict with each other, nor with writes of keys in other buckets.
+/// - Writes ([`insert`](Self::insert), [`remove`](Self::remove), [`update`](Self::update))
+///   conflict with reads and writes of keys in the same bucket only. Writes that change the
+///   length also write the calling thread's stripe of the length counter: two threads
+///   conflict there only if they hold the same stripe (see [`TCounter`]).
+/// - [`len`](Self::len) and [`is_empty`](Self::is_empty) read every stripe: they conflict
+///   with every insertion of a new key and every removal.
+/// - [`iter`](Self::iter) reads every slot it passes: it conflicts with every write.
+/// - [`clear`](Self::clear) writes the root and every stripe: it conflicts with everything.
+///
+/// # Examples
+///
+/// ```
+/// use concord_stm::atomically;
+/// use concord_stm::collections::TMap;
+///
+/// let stock: TMap<&str, u32> = TMap::new();
+/// atomically(|tx| {
+///     stock.insert(tx, "apple", 3)?;
+///     stock.insert(tx, "pear", 1)
+/// });
+/// // Sell one pear, atomically with checking that there is one.
+/// let sold = atomically(|tx| {
+///     let n = stock.get(tx, "pear")?.unwrap_or(0);
+///     if n == 0 {
+///         return Ok(false);
+///     }
+///     stock.update(tx, "pear", |n| n.map(|n| n - 1).filter(|&n| n > 0))?;
+///     Ok(true)
+/// });
+/// assert!(sold);
+/// assert_eq!(atomically(|tx| stock.contains_key(tx, "pear")), false);
+/// assert_eq!(atomically(|tx| stock.len(tx)), 1);
+/// ```
+pub struct TMap<K, V, S = RandomState>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    root: Box<Node<K, V>>,
+    len: TCounter,
+    hasher: S,
+}
+
+impl<K, V> TMap<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::with_hasher(RandomState::new())
+    }
+}
+
+impl<K, V> Default for TMap<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> TMap<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// An empty map that hashes keys with `hasher`.
+    pub fn with_hasher(hasher: S) -> Self {
+        TMap { root: empty_node(), len: TCounter::new(), hasher }
+    }
+
+    /// Walks from the root to the slot that holds `hash`'s bucket.
+    fn locate<'a>(&'a self, tx: &'a Transaction<'_>, hash: u64) -> Stm<Found<'a, K, V>> {
+        let mut depth = 0;
+        let mut var = &self.root[index(hash, 0)];
+        loop {
+            match tx.read(var)? {
+                Slot::Bucket(bucket) => return Ok(Found { var, bucket, depth }),
+                Slot::Node(children) => {
+                    depth += 1;
+                    var = &children[index(hash, depth)];
+                }
+            }
+        }
+    }
+
+    /// Lends the value of `key`, or `None` if absent.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn read<'a, Q>(&'a self, tx: &'a Transaction<'_>, key: &Q) -> Stm<Option<&'a V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let found = self.locate(tx, hash)?;
+        Ok(find(found.bucket, hash, key).map(|i| &found.bucket[i].1.value))
+    }
+
+    /// A clone of the value of `key`, or `None` if absent.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn get<Q>(&self, tx: &Transaction<'_>, key: &Q) -> Stm<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        Ok(self.read(tx, key)?.cloned())
+    }
+
+    /// Whether the map holds `key`.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn contains_key<Q>(&self, tx: &Transaction<'_>, key: &Q) -> Stm<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        Ok(self.read(tx, key)?.is_some())
+    }
+
+    /// Sets `key` to `value`. Returns `true` if the key was absent (like
+    /// [`HashSet::insert`](std::collections::HashSet::insert)); a present key's value is
+    /// replaced (and dropped once no transaction can still read it).
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn insert(&self, tx: &mut Transaction<'_>, key: K, value: V) -> Stm<bool> {
+        let mut added = false;
+        self.update(tx, key, |old| {
+            added = old.is_none();
+            Some(value)
+        })?;
+        Ok(added)
+    }
+
+    /// Removes `key`. Returns whether it was present.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn remove<Q>(&self, tx: &mut Transaction<'_>, key: &Q) -> Stm<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let (var, bucket) = {
+            let found = self.locate(tx, hash)?;
+            let Some(i) = find(found.bucket, hash, key) else {
+                return Ok(false);
+            };
+            let mut bucket = found.bucket.clone();
+            bucket.swap_remove(i);
+            (found.var.clone(), bucket)
+        };
+        tx.write(&var, Slot::Bucket(bucket))?;
+        self.len.add(tx, -1)?;
+        Ok(true)
+    }
+
+    /// Reads and changes the entry of `key` in one walk: `f` gets the current value (`None`
+    /// if absent) and returns the new one (`None` to remove the entry). Nothing is written
+    /// if the key is absent and stays absent.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::atomically;
+    /// use concord_stm::collections::TMap;
+    ///
+    /// let words: TMap<String, u32> = TMap::new();
+    /// for w in ["a", "b", "a"] {
+    ///     atomically(|tx| words.update(tx, w.to_owned(), |n| Some(n.map_or(1, |n| n + 1))));
+    /// }
+    /// assert_eq!(atomically(|tx| words.get(tx, "a")), Some(2));
+    /// ```
+    pub fn update(
+        &self,
+        tx: &mut Transaction<'_>,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> Option<V>,
+    ) -> Stm<()> {
+        let hash = self.hasher.hash_one(&key);
+        let (var, slot, delta) = {
+            let found = self.locate(tx, hash)?;
+            let pos = find(found.bucket, hash, &key);
+            let new = f(pos.map(|i| &found.bucket[i].1.value));
+            let bucket = || found.bucket.clone();
+            let (slot, delta) = match (pos, new) {
+                (None, None) => return Ok(()),
+                (Some(i), None) => {
+                    let mut bucket = bucket();
+                    bucket.swap_remove(i);
+                    (Slot::Bucket(bucket), -1)
+                }
+                (Some(i), Some(value)) => {
+                    let mut bucket = bucket();
+                    bucket[i] = (hash, Arc::new(Entry { key, value }));
+                    (Slot::Bucket(bucket), 0)
+                }
+                (None, Some(value)) => {
+                    let mut bucket = Vec::with_capacity(found.bucket.len() + 1);
+                    bucket.extend(found.bucket.iter().cloned());
+                    bucket.push((hash, Arc::new(Entry { key, value })));
+                    (grow(bucket, found.depth), 1)
+                }
+            };
+            (found.var.clone(), slot, delta)
+        };
+        tx.write(&var, slot)?;
+        if delta != 0 {
+            self.len.add(tx, delta)?;
+        }
+        Ok(())
+    }
+
+    /// The number of entries.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn len(&self, tx: &Transaction<'_>) -> Stm<usize> {
+        let n = self.len.get(tx)?;
+        Ok(usize::try_from(n).expect("the stripes of a map's length sum to its entry count"))
+    }
+
+    /// Whether the map is empty.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn is_empty(&self, tx: &Transaction<'_>) -> Stm<bool> {
+        Ok(self.len(tx)? == 0)
+    }
+
+    /// Removes every entry.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn clear(&self, tx: &mut Transaction<'_>) -> Stm<()> {
+        for var in self.root.iter() {
+            tx.write(var, Slot::Bucket(Vec::new()))?;
+        }
+        self.len.set(tx, 0)
+    }
+}
+
+impl<K, V, S> TMap<K, V, S>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// An iterator over the entries, in no particular order, as of this transaction's
+    /// snapshot (with its own writes). Each item is a `Result`: a read that finds a
+    /// conflict yields the error (propagate it with `?`) and ends the iteration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::{atomically, Stm};
+    /// use concord_stm::collections::TMap;
+    ///
+    /// let m = TMap::new();
+    /// atomically(|tx| (0..10).try_for_each(|i| m.insert(tx, i, i * i).map(drop)));
+    /// let sum = atomically(|tx| m.iter(tx).map(|e| e.map(|(_, v)| v)).sum::<Stm<i32>>());
+    /// assert_eq!(sum, 285);
+    /// ```
+    pub fn iter<'a>(&'a self, tx: &'a Transaction<'_>) -> Iter<'a, K, V> {
+        Iter { tx, stack: vec![(&self.root[..], 0)], bucket: &[] }
+    }
+}
+
+/// The new slot for `bucket` (holding a new entry) at `depth`: still a bucket if it is
+/// small enough (or cannot split further), else a node holding its entries one level down.
+fn grow<K, V>(bucket: Bucket<K, V>, depth: u32) -> Slot<K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    if bucket.len() <= SPLIT || depth == MAX_DEPTH {
+        return Slot::Bucket(bucket);
+    }
+    let mut children: [Bucket<K, V>; WIDTH] = std::array::from_fn(|_| Vec::new());
+    for (hash, entry) in bucket {
+        children[index(hash, depth + 1)].push((hash, entry));
+    }
+    Slot::Node(children.into_iter().map(|b| TVar::new(Slot::Bucket(b))).collect())
+}
+
+impl<K, V, S> fmt::Debug for TMap<K, V, S>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The contents are transactional: read them with `iter` inside a transaction.
+        f.debug_struct("TMap").finish_non_exhaustive()
+    }
+}
+
+/// The entries of a [`TMap`], read inside one transaction: see [`TMap::iter`].
+pub struct Iter<'a, K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    tx: &'a Transaction<'a>,
+    /// The nodes being walked, with the next slot to visit in each.
+    stack: Vec<(&'a Node<K, V>, usize)>,
+    /// What is left of the current bucket.
+    bucket: &'a [(u64, Arc<Entry<K, V>>)],
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    type Item = Stm<(&'a K, &'a V)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(((_, entry), rest)) = self.bucket.split_first() {
+                self.bucket = rest;
+                return Some(Ok((&entry.key, &entry.value)));
+            }
+            let (node, next) = self.stack.last_mut()?;
+            let Some(var) = node.get(*next) else {
+                self.stack.pop();
+                continue;
+            };
+            *next += 1;
+            match self.tx.read(var) {
+                Ok(Slot::Bucket(bucket)) => self.bucket = bucket,
+                Ok(Slot::Node(children)) => self.stack.push((children, 0)),
+                Err(e) => {
+                    self.stack.clear();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl<K, V> FusedIterator for Iter<'_, K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+}
+
+impl<K, V> fmt::Debug for Iter<'_, K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").field("depth", &self.stack.len()).finish_non_exhaustive()
+    }
+}
