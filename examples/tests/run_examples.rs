@@ -36,3 +36,14 @@ fn every_philosopher_eats_on_one_and_two_threads() {
         assert!(out.contains("every philosopher ate 500 meals"), "{out}");
     }
 }
+
+#[test]
+fn the_pipeline_delivers_every_item_once() {
+    for threads in ["1", "2"] {
+        let out = run(
+            env!("CARGO_BIN_EXE_pipeline"),
+            &["--items", "3000", "--capacity", "4", "--threads", threads],
+        );
+        assert!(out.contains("every item went through once"), "{out}");
+    }
+}
