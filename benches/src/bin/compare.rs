@@ -1,6 +1,8 @@
-//! `compare`: the same workloads on Concord's STM (threads and executor), locks, and a peer
-//! STM, with a table on the terminal and `results.json`, `results.csv`, SVG charts and
-//! `report.md` in the output folder.
+//! `compare`: the same workloads on Concord's STM (threads and executor), locks, a peer
+//! STM, and shared-nothing worker processes (over shared-memory rings or Unix sockets), with
+//! a table on the terminal and `results.json`, `results.csv`, SVG charts and `report.md` in
+//! the output folder. The worker processes are this binary, re-executed: `main` hands them
+//! to `compare::shards::run_if_worker` before anything else.
 //!
 //! ```sh
 //! cargo run --release -p concord-benches --bin compare -- --quick
@@ -55,6 +57,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // A worker process of the message-passing contenders runs its shard and exits here.
+    concord_benches::compare::shards::run_if_worker();
     let args = Args::parse();
     if let Some(case) = &args.run_case {
         return run_case_here(case);

@@ -13,6 +13,7 @@ pub mod charts;
 pub mod measure;
 pub mod output;
 pub mod report;
+pub mod shards;
 pub mod spec;
 pub mod workloads;
 

@@ -88,16 +88,22 @@ pub enum Contender {
     FineLocks,
     /// The peer STM, crate `stm` 0.4.
     RustStm,
+    /// Shared-nothing worker processes, each owning a shard, over shared-memory rings.
+    ProcessesRing,
+    /// The same worker processes over Unix sockets.
+    ProcessesSocket,
 }
 
 impl Contender {
     /// Every contender, in table order.
-    pub const ALL: [Contender; 5] = [
+    pub const ALL: [Contender; 7] = [
         Contender::ConcordExecutor,
         Contender::ConcordThreads,
         Contender::GlobalMutex,
         Contender::FineLocks,
         Contender::RustStm,
+        Contender::ProcessesRing,
+        Contender::ProcessesSocket,
     ];
 
     /// The contender's name, as in the records and on the command line.
@@ -108,6 +114,8 @@ impl Contender {
             Contender::GlobalMutex => "global_mutex",
             Contender::FineLocks => "fine_locks",
             Contender::RustStm => "rust_stm",
+            Contender::ProcessesRing => "processes_ring",
+            Contender::ProcessesSocket => "processes_socket",
         }
     }
 
@@ -128,6 +136,12 @@ impl Contender {
             // Two-phase locking with every lock held until the operation ends.
             Contender::FineLocks => Guarantee::StrictlySerializable,
             Contender::RustStm => Guarantee::StrictlySerializable,
+            // Bank: strict two-phase locking over messages, locks taken in shard order (see
+            // `shards::bank`); dict, counter, queue: one owner applies every operation on a
+            // key, the counter or the queue, in arrival order (linearizable).
+            Contender::ProcessesRing | Contender::ProcessesSocket => {
+                Guarantee::StrictlySerializable
+            }
         }
     }
 }

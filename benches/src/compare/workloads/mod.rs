@@ -7,6 +7,7 @@ pub(crate) mod queue;
 use concord_stm::stats;
 
 use super::measure::{self, Measured};
+use super::shards;
 use super::spec::{Case, Contender, Workload};
 use crate::contenders::{Concord, GlobalMutex, MutexPerAccount, RustStm};
 
@@ -39,6 +40,7 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
                 Contender::GlobalMutex => bank::on_threads::<GlobalMutex>(&spec, case)?,
                 Contender::FineLocks => bank::on_threads::<MutexPerAccount>(&spec, case)?,
                 Contender::RustStm => bank::on_threads::<RustStm>(&spec, case)?,
+                Contender::ProcessesRing | Contender::ProcessesSocket => shards::run(case)?,
             }
         }
         Workload::Dict { keys, read_percent, zipf } => {
@@ -55,6 +57,7 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
                     dict::on_threads::<dashmap::DashMap<u64, u64>>(&spec, case)?
                 }
                 Contender::RustStm => dict::on_threads::<dict::RustStmDict>(&spec, case)?,
+                Contender::ProcessesRing | Contender::ProcessesSocket => shards::run(case)?,
             }
         }
         Workload::Counter => match case.contender {
@@ -63,6 +66,7 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
             Contender::GlobalMutex => bank::counter_on_threads::<GlobalMutex>(case)?,
             Contender::FineLocks => bank::counter_on_threads::<MutexPerAccount>(case)?,
             Contender::RustStm => bank::counter_on_threads::<RustStm>(case)?,
+            Contender::ProcessesRing | Contender::ProcessesSocket => shards::run(case)?,
         },
         Workload::Queue { capacity } => match case.contender {
             Contender::ConcordExecutor => queue::on_executor(capacity, case)?,
@@ -72,6 +76,7 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
             Contender::GlobalMutex => queue::on_threads::<queue::LockedQueue>(capacity, case)?,
             Contender::FineLocks => queue::on_threads::<queue::Channel>(capacity, case)?,
             Contender::RustStm => queue::on_threads::<queue::RustStmQueue>(capacity, case)?,
+            Contender::ProcessesRing | Contender::ProcessesSocket => shards::run(case)?,
         },
     };
     let aborts_per_commit = match case.contender {
