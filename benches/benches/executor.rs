@@ -104,22 +104,25 @@ fn spawn(c: &mut Criterion) {
         })
     });
     g.bench_function("concord_spawn_tx_joined", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let handles: Vec<_> = ex.install(|| {
-                    (0..TASKS).map(|_| ex.spawn_tx(|tx| tx.modify(v, |x| x + 1))).collect()
-                });
-                ex.block_on(async {
-                    for h in handles {
-                        h.await;
-                    }
-                });
-            }
-            start.elapsed()
-        })
+        b.iter_custom(|iters| spawn_tx_increments(&ex, v, iters))
     });
     g.finish();
+}
+
+/// `iters` times: spawns `TASKS` increments of `v` by `spawn_tx` from a worker, then awaits
+/// every handle. Returns the time taken.
+fn spawn_tx_increments(ex: &Executor, v: &'static TVar<u64>, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let handles: Vec<_> =
+            ex.install(|| (0..TASKS).map(|_| ex.spawn_tx(|tx| tx.modify(v, |x| x + 1))).collect());
+        ex.block_on(async {
+            for h in handles {
+                h.await;
+            }
+        });
+    }
+    start.elapsed()
 }
 
 fn contention(c: &mut Criterion) {
@@ -130,22 +133,7 @@ fn contention(c: &mut Criterion) {
     {
         let ex = Executor::builder().threads(2).yield_after_conflicts(policy).build().unwrap();
         let v = counter();
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let handles: Vec<_> = ex.install(|| {
-                        (0..TASKS).map(|_| ex.spawn_tx(|tx| tx.modify(v, |x| x + 1))).collect()
-                    });
-                    ex.block_on(async {
-                        for h in handles {
-                            h.await;
-                        }
-                    });
-                }
-                start.elapsed()
-            })
-        });
+        g.bench_function(name, |b| b.iter_custom(|iters| spawn_tx_increments(&ex, v, iters)));
         eprintln!("contention/{name}: {}", ex.stats().stm);
     }
     g.finish();
