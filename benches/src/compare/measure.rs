@@ -66,7 +66,8 @@ impl Meter {
         x ^= x >> 7;
         x ^= x << 17;
         self.pick = x;
-        (x % SAMPLE_ONE_IN == 0).then(Instant::now)
+        // The first operation is always timed, so that a worker that did any has a sample.
+        (self.ops == 0 || x % SAMPLE_ONE_IN == 0).then(Instant::now)
     }
 
     /// Call after the operation.

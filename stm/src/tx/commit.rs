@@ -56,7 +56,7 @@ impl TxState {
                 e.locked = true;
                 continue;
             }
-            match try_lock(header, patience) {
+            match try_lock(header, Some(patience)) {
                 Some(word) => {
                     e.locked = true;
                     e.waiters = word & WAITERS != 0;
@@ -121,18 +121,21 @@ impl TxState {
     }
 }
 
-/// Takes `header`'s lock, spinning at most `patience` times while another commit holds it.
-/// Returns the word before locking.
+/// Takes `header`'s lock with a CAS on an unlocked word and returns the word before locking.
+/// While another transaction holds it, spins at most `patience` times and gives up (`None`),
+/// or with no patience (serial mode, INV-SERIAL) waits as long as needed, yielding the
+/// thread after 128 spins.
 #[inline]
-fn try_lock(header: &Header, patience: u32) -> Option<u64> {
+pub(crate) fn try_lock(header: &Header, patience: Option<u32>) -> Option<u64> {
     let mut spins = 0_u32;
     loop {
         // Relaxed: the CAS below re-checks and orders.
         let word = header.lock.load(Ordering::Relaxed);
         if !is_locked(word) {
             // Acquire pairs with the Release store that last unlocked this word (we see the
-            // value it published) and with a waiter's Release CAS of `WAITERS` (we see its
-            // registration, INV-WAKE).
+            // value it published; a serial release or a committer giving up also unlocks with
+            // Release) and with a waiter's Release CAS of `WAITERS` (we see its registration,
+            // INV-WAKE).
             if header
                 .lock
                 .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
@@ -143,9 +146,10 @@ fn try_lock(header: &Header, patience: u32) -> Option<u64> {
             continue;
         }
         spins += 1;
-        if spins > patience {
-            return None;
+        match patience {
+            Some(patience) if spins > patience => return None,
+            None if spins >= 128 => crate::sync::yield_now(),
+            _ => spin_hint(),
         }
-        spin_hint();
     }
 }

@@ -961,27 +961,5 @@ impl TxState {
 /// bounded time and never wait on us unboundedly, so this ends (INV-SERIAL). Returns the word
 /// before locking.
 pub(crate) fn lock_serial(header: &Header) -> u64 {
-    let mut spins = 0_u32;
-    loop {
-        // Relaxed: the CAS below re-checks the word and provides the ordering.
-        let word = header.lock.load(Ordering::Relaxed);
-        if !is_locked(word) {
-            // Acquire pairs with the Release that unlocked the word (commit's swap or a
-            // serial release), so we see the value it published.
-            if header
-                .lock
-                .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return word;
-            }
-            continue;
-        }
-        spins += 1;
-        if spins < 128 {
-            spin_hint();
-        } else {
-            crate::sync::yield_now();
-        }
-    }
+    commit::try_lock(header, None).expect("without patience, locking never gives up")
 }
