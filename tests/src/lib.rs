@@ -11,6 +11,16 @@
 //! | `reclaim.rs`    | drop-counting values: every value is dropped exactly once                 |
 //! | `policy.rs`     | the process-wide contention policy (serial mode always, or never)         |
 //! | `stress.rs`     | bounded stress: conservation, opacity, lost wakeups, starvation           |
+//! | `executor.rs`   | the executor: `retry` suspends tasks, not workers; panics, cancellation, `for_each_tx`, FIFO yields |
+//! | `tokio_runtime.rs` | the STM's futures on tokio's multi-thread runtime                      |
+//! | `collections_model.rs` | quickcheck: the collections against `std` models                   |
+//! | `collections_stress.rs` | concurrent collections: every item once, replay of a `TMap`, `TSem` permits |
+//! | `collections_conflicts.rs` | hand-interleaved transactions on unrelated keys commit with no abort |
+//! | `dict_server_e2e.rs` | `dict-server` with `redis-cli`, the `redis` crate, auth, limits, expiry, SIGTERM |
+//! | `dict_server_diff.rs` | random command sequences: replies byte for byte against `redis-server` |
+//! | `dict_server_concurrency.rs` | MULTI/EXEC transfers conserve the total; BLPOP FIFO, nothing lost |
+//! | `dict_server_abuse.rs` | malformed RESP, garbage, half-open and slow clients; bystanders unharmed |
+//! | `dict_server_bench*.rs` | the issue's `redis-benchmark` command, with and without `-r`: no error |
 //!
 //! This library holds the few helpers those files share, and the [`bounds`] module, whose
 //! doctests pin the `Send`/`Sync`/`'static` bounds of the STM's types with `compile_fail`

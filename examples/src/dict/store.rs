@@ -1,0 +1,649 @@
+//! The keyspace: 16 databases, each a [`TMap`] from key to a per-key [`TVar`] holding an
+//! [`Entry`] (a typed value and an optional deadline), plus an index of keys with a
+//! deadline and the queues of blocked poppers.
+//!
+//! # Conflicts
+//!
+//! A command on an existing key reads the key's map bucket and reads or writes only the
+//! key's own `TVar`: commands on different existing keys never conflict. Creating or
+//! deleting a key writes its map bucket (a handful of keys share one, see [`TMap`]) and
+//! the calling thread's stripe of the map's length; `DBSIZE`, `KEYS`, `SCAN` and `FLUSHDB`
+//! read or write the whole map.
+//!
+//! # Values and their cost
+//!
+//! Published values are immutable, so a write builds a new [`Entry`]:
+//! - strings are `Arc<[u8]>`: a read shares them, a write allocates the new string;
+//! - lists are `Arc`'d chunks of up to 64 elements, with a shared middle ([`List`]): a
+//!   push or pop copies the chunk it changes (up to 64 reference counts) and at most 64
+//!   chunk pointers, plus an amortized O(n / 64 / 1024): constant for practical lengths;
+//! - hashes (`Vec` of field/value pairs, in insertion order as Redis keeps small hashes),
+//!   sets (`HashSet`) and sorted sets ([`ZSet`]) are copied whole on every write: O(n)
+//!   reference-count increments for n elements (no element bytes are copied). That is
+//!   cheap below a few thousand elements and the wrong choice for huge collections, where a
+//!   persistent (HAMT or B-tree) structure would make a write O(log n).
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use concord_stm::collections::TMap;
+use concord_stm::{Stm, TVar, Transaction};
+
+/// Bytes shared between the store and replies.
+pub type Bytes = Arc<[u8]>;
+
+/// The number of databases (`SELECT 0` to `SELECT 15`).
+pub const DATABASES: usize = 16;
+
+/// Milliseconds since the Unix epoch (expiry deadlines use this clock, as Redis does).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Elements per list chunk.
+const CHUNK: usize = 64;
+/// Chunks an end of a list keeps to itself; beyond twice this many, half move to the
+/// shared middle.
+const EDGE: usize = 16;
+
+type Chunk = Arc<Vec<Bytes>>;
+
+/// A list built for copy-on-write updates at its ends: elements live in shared chunks of
+/// up to 64; each end keeps up to 32 chunks of its own, and the chunks in between sit in
+/// one shared deque. Cloning the list (what every write does) copies the two ends' chunk
+/// pointers and one pointer to the middle; a push or pop then copies the one chunk it
+/// changes. Once every 1024 or so pushes (pops), chunks move into (out of) the middle,
+/// which copies its chunk pointers: O(n / 64), amortized to a few pointers per operation.
+#[derive(Clone, Debug, Default)]
+pub struct List {
+    front: VecDeque<Chunk>,
+    middle: Arc<VecDeque<Chunk>>,
+    back: VecDeque<Chunk>,
+    len: usize,
+}
+
+impl List {
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds `v` at the head.
+    pub fn push_front(&mut self, v: Bytes) {
+        self.len += 1;
+        if let Some(c) = self.front.front_mut() {
+            if c.len() < CHUNK {
+                Arc::make_mut(c).insert(0, v);
+                return;
+            }
+        }
+        if self.front.len() >= 2 * EDGE {
+            let middle = Arc::make_mut(&mut self.middle);
+            for _ in 0..EDGE {
+                middle.push_front(self.front.pop_back().expect("2 * EDGE chunks"));
+            }
+        }
+        self.front.push_front(Arc::new(vec![v]));
+    }
+
+    /// Adds `v` at the tail.
+    pub fn push_back(&mut self, v: Bytes) {
+        self.len += 1;
+        if let Some(c) = self.back.back_mut() {
+            if c.len() < CHUNK {
+                Arc::make_mut(c).push(v);
+                return;
+            }
+        }
+        if self.back.len() >= 2 * EDGE {
+            let middle = Arc::make_mut(&mut self.middle);
+            for _ in 0..EDGE {
+                middle.push_back(self.back.pop_front().expect("2 * EDGE chunks"));
+            }
+        }
+        self.back.push_back(Arc::new(vec![v]));
+    }
+
+    /// Removes the head.
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        if self.front.is_empty() && !self.middle.is_empty() {
+            let middle = Arc::make_mut(&mut self.middle);
+            while self.front.len() < EDGE {
+                let Some(c) = middle.pop_front() else { break };
+                self.front.push_back(c);
+            }
+        }
+        let end = if self.front.is_empty() { &mut self.back } else { &mut self.front };
+        let c = end.front_mut()?;
+        let v = Arc::make_mut(c).remove(0);
+        if c.is_empty() {
+            end.pop_front();
+        }
+        self.len -= 1;
+        Some(v)
+    }
+
+    /// Removes the tail.
+    pub fn pop_back(&mut self) -> Option<Bytes> {
+        if self.back.is_empty() && !self.middle.is_empty() {
+            let middle = Arc::make_mut(&mut self.middle);
+            while self.back.len() < EDGE {
+                let Some(c) = middle.pop_back() else { break };
+                self.back.push_front(c);
+            }
+        }
+        let end = if self.back.is_empty() { &mut self.front } else { &mut self.back };
+        let c = end.back_mut()?;
+        let v = Arc::make_mut(c).pop().expect("chunks are never empty");
+        if c.is_empty() {
+            end.pop_back();
+        }
+        self.len -= 1;
+        Some(v)
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = &Chunk> + '_ {
+        self.front.iter().chain(self.middle.iter()).chain(self.back.iter())
+    }
+
+    /// The element at `index` from the head.
+    pub fn get(&self, mut index: usize) -> Option<&Bytes> {
+        for c in self.chunks() {
+            if index < c.len() {
+                return Some(&c[index]);
+            }
+            index -= c.len();
+        }
+        None
+    }
+
+    /// The elements from the head.
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> + '_ {
+        self.chunks().flat_map(|c| c.iter())
+    }
+}
+
+/// An `f64` score with a total order (scores are never NaN).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score(pub f64);
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// A sorted set: members by score (then by member bytes, as Redis orders ties), and
+/// each member's score.
+#[derive(Clone, Debug, Default)]
+pub struct ZSet {
+    /// Each member's score.
+    pub scores: HashMap<Bytes, f64>,
+    /// `(score, member)` in Redis's order.
+    pub order: BTreeSet<(Score, Bytes)>,
+}
+
+impl ZSet {
+    /// Sets `member`'s score; returns whether the member is new.
+    pub fn insert(&mut self, member: Bytes, score: f64) -> bool {
+        // -0.0 and 0.0 are the same score to Redis.
+        let score = if score == 0.0 { 0.0 } else { score };
+        let added = match self.scores.insert(member.clone(), score) {
+            Some(old) => {
+                self.order.remove(&(Score(old), member.clone()));
+                false
+            }
+            None => true,
+        };
+        self.order.insert((Score(score), member));
+        added
+    }
+
+    /// Removes `member`; returns whether it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match self.scores.remove_entry(member) {
+            Some((m, s)) => {
+                self.order.remove(&(Score(s), m));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The number of members.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+}
+
+/// A typed value.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// A string (also what `INCR` works on).
+    Str(Bytes),
+    /// A list.
+    List(List),
+    /// A hash, in insertion order.
+    Hash(Vec<(Bytes, Bytes)>),
+    /// A set.
+    Set(HashSet<Bytes>),
+    /// A sorted set.
+    ZSet(ZSet),
+}
+
+impl Value {
+    /// The name `TYPE` answers.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// Whether this is an empty collection (Redis deletes a key whose collection empties).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+}
+
+/// What a key's `TVar` holds: the value and its deadline (ms since the epoch), if any.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// When the key expires.
+    pub expires_at: Option<u64>,
+}
+
+impl Entry {
+    fn live(&self, now: u64) -> bool {
+        self.expires_at.map_or(true, |d| d > now)
+    }
+}
+
+/// One database.
+#[derive(Debug, Default)]
+pub struct Db {
+    keys: TMap<Bytes, TVar<Entry>>,
+    /// The deadline of every key that has one (the sweeper's index).
+    expires: TMap<Bytes, u64>,
+    /// Tickets of the clients blocked on each key, oldest first.
+    waiters: TMap<Bytes, VecDeque<u64>>,
+}
+
+impl Db {
+    /// The live entry of `key` (an expired key reads as absent).
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn get<'a>(
+        &'a self,
+        tx: &'a Transaction<'_>,
+        key: &[u8],
+        now: u64,
+    ) -> Stm<Option<&'a Entry>> {
+        let Some(var) = self.keys.read(tx, key)? else { return Ok(None) };
+        let entry = tx.read(var)?;
+        Ok(entry.live(now).then_some(entry))
+    }
+
+    /// The `TVar` of `key` if the map holds one (live or expired), and its version: what
+    /// `WATCH` remembers.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn watch_token(
+        &self,
+        tx: &Transaction<'_>,
+        key: &[u8],
+        now: u64,
+    ) -> Stm<Option<(TVar<Entry>, u64)>> {
+        let Some(var) = self.keys.read(tx, key)? else { return Ok(None) };
+        let entry = tx.read(var)?;
+        Ok(entry.live(now).then(|| (var.clone(), var.version())))
+    }
+
+    /// Stores `value` under `key` with the deadline `expires_at`, replacing what was there.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn put(
+        &self,
+        tx: &mut Transaction<'_>,
+        key: &[u8],
+        value: Value,
+        expires_at: Option<u64>,
+    ) -> Stm<()> {
+        let existing = self.keys.read(tx, key)?.cloned();
+        let entry = Entry { value, expires_at };
+        match existing {
+            Some(var) => {
+                let old = tx.read(&var)?.expires_at;
+                tx.write(&var, entry)?;
+                if old != expires_at {
+                    self.index_expiry(tx, key, expires_at)?;
+                }
+            }
+            None => {
+                self.keys.insert(tx, Arc::from(key), TVar::new(entry))?;
+                if expires_at.is_some() {
+                    self.index_expiry(tx, key, expires_at)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `value` under `key`, or deletes the key if `value` is an empty collection.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn put_or_delete(
+        &self,
+        tx: &mut Transaction<'_>,
+        key: &[u8],
+        value: Value,
+        expires_at: Option<u64>,
+    ) -> Stm<()> {
+        if value.is_empty_collection() {
+            self.unlink(tx, key)?;
+            Ok(())
+        } else {
+            self.put(tx, key, value, expires_at)
+        }
+    }
+
+    fn index_expiry(
+        &self,
+        tx: &mut Transaction<'_>,
+        key: &[u8],
+        expires_at: Option<u64>,
+    ) -> Stm<()> {
+        match expires_at {
+            Some(d) => self.expires.insert(tx, Arc::from(key), d).map(drop),
+            None => self.expires.remove(tx, key).map(drop),
+        }
+    }
+
+    /// Removes `key` whether or not it has expired; returns whether the map held it.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn unlink(&self, tx: &mut Transaction<'_>, key: &[u8]) -> Stm<bool> {
+        let had_deadline = match self.keys.read(tx, key)? {
+            None => return Ok(false),
+            Some(var) => tx.read(var)?.expires_at.is_some(),
+        };
+        self.keys.remove(tx, key)?;
+        if had_deadline {
+            self.expires.remove(tx, key)?;
+        }
+        Ok(true)
+    }
+
+    /// Deletes `key`; returns whether it was live.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn delete(&self, tx: &mut Transaction<'_>, key: &[u8], now: u64) -> Stm<bool> {
+        let live = self.get(tx, key, now)?.is_some();
+        self.unlink(tx, key)?;
+        Ok(live)
+    }
+
+    /// The number of keys, counting expired keys not yet swept (as Redis's `DBSIZE` does).
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn len(&self, tx: &Transaction<'_>) -> Stm<usize> {
+        self.keys.len(tx)
+    }
+
+    /// The number of keys with a deadline.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn expires_len(&self, tx: &Transaction<'_>) -> Stm<usize> {
+        self.expires.len(tx)
+    }
+
+    /// Every live key, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn keys(&self, tx: &Transaction<'_>, now: u64) -> Stm<Vec<Bytes>> {
+        let mut out = Vec::new();
+        for item in self.keys.iter(tx) {
+            let (k, var) = item?;
+            if tx.read(var)?.live(now) {
+                out.push(k.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every key (blocked clients stay blocked).
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn clear(&self, tx: &mut Transaction<'_>) -> Stm<()> {
+        self.keys.clear(tx)?;
+        self.expires.clear(tx)
+    }
+
+    /// Up to `limit` keys whose deadline has passed (for the active sweep).
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn expired(&self, tx: &Transaction<'_>, now: u64, limit: usize) -> Stm<Vec<Bytes>> {
+        let mut out = Vec::new();
+        for item in self.expires.iter(tx) {
+            let (k, &d) = item?;
+            if d <= now {
+                out.push(k.clone());
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes `key` if its deadline has passed; returns whether it did.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn sweep(&self, tx: &mut Transaction<'_>, key: &[u8], now: u64) -> Stm<bool> {
+        let expired = match self.keys.read(tx, key)? {
+            Some(var) => !tx.read(var)?.live(now),
+            None => {
+                // A stale index entry (cannot happen, but costs nothing to repair).
+                self.expires.remove(tx, key)?;
+                return Ok(false);
+            }
+        };
+        if expired {
+            self.unlink(tx, key)?;
+        }
+        Ok(expired)
+    }
+
+    /// The tickets of the clients blocked on `key`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn waiters<'a>(
+        &'a self,
+        tx: &'a Transaction<'_>,
+        key: &[u8],
+    ) -> Stm<Option<&'a VecDeque<u64>>> {
+        self.waiters.read(tx, key)
+    }
+
+    /// Queues `ticket` behind the clients already blocked on `key`.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn enqueue_waiter(&self, tx: &mut Transaction<'_>, key: &[u8], ticket: u64) -> Stm<()> {
+        self.waiters.update(tx, Arc::from(key), |q| {
+            let mut q = q.cloned().unwrap_or_default();
+            q.push_back(ticket);
+            Some(q)
+        })
+    }
+
+    /// Takes `ticket` out of `key`'s queue.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn dequeue_waiter(&self, tx: &mut Transaction<'_>, key: &[u8], ticket: u64) -> Stm<()> {
+        if !self.waiters.read(tx, key)?.is_some_and(|q| q.contains(&ticket)) {
+            return Ok(());
+        }
+        self.waiters.update(tx, Arc::from(key), |q| {
+            let mut q = q.cloned().unwrap_or_default();
+            q.retain(|&t| t != ticket);
+            (!q.is_empty()).then_some(q)
+        })
+    }
+}
+
+/// Every database, and the ticket counter of blocked clients.
+#[derive(Debug)]
+pub struct Store {
+    dbs: Vec<Db>,
+    tickets: AtomicU64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// An empty store with [`DATABASES`] databases.
+    pub fn new() -> Self {
+        Store { dbs: (0..DATABASES).map(|_| Db::default()).collect(), tickets: AtomicU64::new(1) }
+    }
+
+    /// Database `i`.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= DATABASES` (`SELECT` checks the index).
+    pub fn db(&self, i: usize) -> &Db {
+        &self.dbs[i]
+    }
+
+    /// A fresh ticket for a blocked client (tickets only order clients within a key's queue).
+    pub fn ticket(&self) -> u64 {
+        // Relaxed: only uniqueness matters; the order among waiters is the order of the
+        // transactions that queue the tickets.
+        self.tickets.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Random pushes and pops at both ends, each on a clone of the last version (as the
+    /// store does), against a `VecDeque`; old versions must stay unchanged.
+    #[test]
+    fn list_matches_a_deque_and_versions_are_independent() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut list = List::default();
+        let mut model: VecDeque<u32> = VecDeque::new();
+        let mut n = 0_u32;
+        for step in 0..60_000 {
+            let before: Vec<Bytes> =
+                if step % 997 == 0 { list.iter().cloned().collect() } else { vec![] };
+            let old = list.clone();
+            let mut next = list.clone();
+            // Long runs in one direction cross the middle both ways.
+            let phase = (step / 5000) % 4;
+            let push = match phase {
+                0 | 2 => rng.gen_bool(0.8),
+                _ => rng.gen_bool(0.2),
+            };
+            let left = rng.gen_bool(if phase < 2 { 0.7 } else { 0.3 });
+            if push {
+                n += 1;
+                let v: Bytes = Arc::from(n.to_be_bytes().as_slice());
+                if left {
+                    next.push_front(v);
+                    model.push_front(n);
+                } else {
+                    next.push_back(v);
+                    model.push_back(n);
+                }
+            } else {
+                let got = if left { next.pop_front() } else { next.pop_back() };
+                let want = if left { model.pop_front() } else { model.pop_back() };
+                assert_eq!(got.map(|b| u32::from_be_bytes(b[..].try_into().unwrap())), want);
+            }
+            assert_eq!(next.len(), model.len());
+            if step % 997 == 0 {
+                assert_eq!(old.iter().cloned().collect::<Vec<_>>(), before);
+                let all: Vec<u32> =
+                    next.iter().map(|b| u32::from_be_bytes(b[..].try_into().unwrap())).collect();
+                assert_eq!(all, model.iter().copied().collect::<Vec<_>>());
+                if !model.is_empty() {
+                    let i = rng.gen_range(0..model.len());
+                    assert_eq!(
+                        next.get(i).map(|b| u32::from_be_bytes(b[..].try_into().unwrap())),
+                        Some(model[i])
+                    );
+                }
+            }
+            list = next;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `redis-benchmark` against `dict-server`, every test hitting one hot key per command (no `-r`): the worst case for an optimistic STM. redis-benchmark ends a run
+//! (exiting non-zero) on the first error reply; the test also checks that the output has no
+//! error line and a result for every test. One file per run, so each stays well under a
+//! minute. Needs `redis-benchmark` (`apt-get install -y redis-tools`).
+
+use std::process::Command;
+use std::time::Duration;
+
+use concord_examples::dict::{Background, Config};
+use concord_tests::{run_within, scaled};
+
+/// Panics with a clear message if `tool` is not installed.
+fn require(tool: &str) {
+    let found = Command::new(tool).arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "{tool} is not installed: these tests need Debian's redis-tools \
+         (apt-get install -y redis-tools redis-server; .ci/run does this)"
+    );
+}
+
+fn benchmark(port: u16, extra: &[&str]) {
+    require("redis-benchmark");
+    let n = scaled(20_000, 5_000).to_string();
+    let mut args = vec![
+        "-p",
+        "",
+        "-t",
+        "ping,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange,mset",
+        "-n",
+        &n,
+        "-q",
+    ];
+    let port = port.to_string();
+    args[1] = &port;
+    args.extend_from_slice(extra);
+    let out = Command::new("redis-benchmark").args(&args).output().expect("run redis-benchmark");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "redis-benchmark {args:?} failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let report: Vec<&str> =
+        stdout.split(['\r', '\n']).filter(|l| l.contains("requests per second")).collect();
+    println!("redis-benchmark {extra:?}:\n{}", report.join("\n"));
+    for test in [
+        "PING_INLINE",
+        "PING_MBULK",
+        "SET",
+        "GET",
+        "INCR",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "SADD",
+        "HSET",
+        "SPOP",
+        "ZADD",
+        "ZPOPMIN",
+        "LRANGE_600",
+        "MSET",
+    ] {
+        assert!(
+            report.iter().any(|l| l.trim_start().starts_with(&format!("{test}:"))
+                || l.trim_start().starts_with(&format!("{test} ("))),
+            "no result for {test}:\n{stdout}"
+        );
+    }
+    let lower = format!("{stdout}{stderr}").to_ascii_lowercase();
+    assert!(!lower.contains("error"), "redis-benchmark reported an error:\n{stdout}\n{stderr}");
+}
+
+#[test]
+fn redis_benchmark_runs_every_test_without_an_error() {
+    let dict = Background::start(Config { port: 0, threads: 2, ..Config::default() })
+        .expect("start dict-server");
+    let port = dict.addr().port();
+    run_within(Duration::from_secs(300), "redis-benchmark", move || benchmark(port, &[]));
+    dict.shutdown().unwrap();
+}
