@@ -20,7 +20,7 @@
 //! | `dict_server_diff.rs` | random command sequences: replies byte for byte against `redis-server` |
 //! | `dict_server_concurrency.rs` | MULTI/EXEC transfers conserve the total; BLPOP FIFO, nothing lost |
 //! | `dict_server_abuse.rs` | malformed RESP, garbage, half-open and slow clients; bystanders unharmed |
-//! | `dict_server_bench*.rs` | the issue's `redis-benchmark` command, with and without `-r`: no error |
+//! | `dict_server_bench.rs` | the issue's `redis-benchmark` command, with and without `-r`: no error |
 //!
 //! This library holds the few helpers those files share, and the [`bounds`] module, whose
 //! doctests pin the `Send`/`Sync`/`'static` bounds of the STM's types with `compile_fail`
@@ -104,6 +104,18 @@ pub fn seed(name: &str) -> u64 {
     };
     println!("{name}: seed {seed} (replay with CONCORD_SEED={seed})");
     seed
+}
+
+/// Panics with a clear message if the program `tool` is not installed (it must answer
+/// `--version`): the `dict-server` tests need Debian's `redis-tools` and `redis-server`,
+/// and a missing tool must fail them, not skip them.
+pub fn require_tool(tool: &str) {
+    let found = std::process::Command::new(tool).arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "{tool} is not installed: these tests need Debian's redis-tools and redis-server \
+         (apt-get install -y redis-tools redis-server; .ci/run does this)"
+    );
 }
 
 /// Picks `release` in an optimized build and `debug` in a debug build: stress tests run

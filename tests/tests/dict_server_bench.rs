@@ -1,26 +1,18 @@
-//! `redis-benchmark` against `dict-server`, every test hitting one hot key per command (no `-r`): the worst case for an optimistic STM. redis-benchmark ends a run
-//! (exiting non-zero) on the first error reply; the test also checks that the output has no
-//! error line and a result for every test. One file per run, so each stays well under a
-//! minute. Needs `redis-benchmark` (`apt-get install -y redis-tools`).
+//! `redis-benchmark` against `dict-server`: once with every test hitting one hot key per
+//! command (no `-r`, the worst case for an optimistic STM), once with `-r 1000` (keys drawn
+//! from 1000, collections up to 1000 elements). redis-benchmark ends a run (exiting
+//! non-zero) on the first error reply; the tests also check that the output has no error
+//! line and a result for every test. Needs `redis-benchmark` (`apt-get install -y
+//! redis-tools`).
 
 use std::process::Command;
 use std::time::Duration;
 
 use concord_examples::dict::{Background, Config};
-use concord_tests::{run_within, scaled};
-
-/// Panics with a clear message if `tool` is not installed.
-fn require(tool: &str) {
-    let found = Command::new(tool).arg("--version").output();
-    assert!(
-        found.is_ok_and(|o| o.status.success()),
-        "{tool} is not installed: these tests need Debian's redis-tools \
-         (apt-get install -y redis-tools redis-server; .ci/run does this)"
-    );
-}
+use concord_tests::{require_tool, run_within, scaled};
 
 fn benchmark(port: u16, extra: &[&str]) {
-    require("redis-benchmark");
+    require_tool("redis-benchmark");
     let n = scaled(20_000, 5_000).to_string();
     let mut args = vec![
         "-p",
@@ -74,10 +66,21 @@ fn benchmark(port: u16, extra: &[&str]) {
 }
 
 #[test]
-fn redis_benchmark_runs_every_test_without_an_error() {
+fn redis_benchmark_on_hot_keys_runs_every_test_without_an_error() {
     let dict = Background::start(Config { port: 0, threads: 2, ..Config::default() })
         .expect("start dict-server");
     let port = dict.addr().port();
     run_within(Duration::from_secs(300), "redis-benchmark", move || benchmark(port, &[]));
+    dict.shutdown().unwrap();
+}
+
+#[test]
+fn redis_benchmark_with_random_keys_runs_every_test_without_an_error() {
+    let dict = Background::start(Config { port: 0, threads: 2, ..Config::default() })
+        .expect("start dict-server");
+    let port = dict.addr().port();
+    run_within(Duration::from_secs(300), "redis-benchmark", move || {
+        benchmark(port, &["-r", "1000"])
+    });
     dict.shutdown().unwrap();
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use concord_examples::dict::client::Client;
 use concord_examples::dict::{Background, Config};
-use concord_tests::{run_within, scaled};
+use concord_tests::{require_tool, run_within, scaled};
 use redis::Commands;
 
 fn server(config: Config) -> Background {
@@ -23,18 +23,8 @@ fn default_server() -> Background {
     server(Config::default())
 }
 
-/// Panics with a clear message if `tool` is not installed.
-fn require(tool: &str) {
-    let found = Command::new(tool).arg("--version").output();
-    assert!(
-        found.is_ok_and(|o| o.status.success()),
-        "{tool} is not installed: these tests need Debian's redis-tools \
-         (apt-get install -y redis-tools redis-server; .ci/run does this)"
-    );
-}
-
 fn redis_cli(port: u16, args: &[&str]) -> String {
-    require("redis-cli");
+    require_tool("redis-cli");
     let out = Command::new("redis-cli")
         .arg("-p")
         .arg(port.to_string())
