@@ -18,6 +18,8 @@
 //! - [`contenders::rust_stm`]: the peer STM crate `stm` 0.4, one `stm::TVar<i64>` per account.
 
 pub mod bank;
+// The runner spawns processes (`ipc::process`), which the loom build of `ipc` leaves out.
+#[cfg(not(loom))]
 pub mod compare;
 pub mod contenders;
 pub mod ipc;
