@@ -1,6 +1,7 @@
 //! Concurrency through `dict-server`: `MULTI`/`EXEC` transfers from many clients conserve
 //! the total and every `EXEC` sees a consistent snapshot; blocked `BLPOP`s are served in
-//! arrival order, and none is lost to timeouts or clients that hang up.
+//! arrival order, by the push itself (no later `LPOP` takes their element), and none is
+//! lost to timeouts or clients that hang up.
 
 use std::time::{Duration, Instant};
 
@@ -182,6 +183,64 @@ fn blpop_waiters_are_served_in_arrival_order_and_none_is_lost() {
     });
     assert_eq!(control.call(&["LLEN", "queue"]).unwrap(), b":0\r\n");
     wait_blocked(&mut control, 0);
+    dict.shutdown().unwrap();
+}
+
+/// As in Redis, a push hands its element to the blocked client before any later command
+/// runs: neither a `LPOP` pipelined right behind the push (on the same connection, so it
+/// runs before the blocked client's task could wake) nor one from a third client right
+/// after the push's reply takes it. Timed-out waits racing with pushes lose nothing either.
+#[test]
+fn a_push_serves_the_blocked_client_before_any_later_pop() {
+    let dict = server();
+    let addr = dict.addr();
+    let mut control = Client::connect(addr).unwrap();
+    let mut pusher = Client::connect(addr).unwrap();
+    let mut thief = Client::connect(addr).unwrap();
+    let rounds = scaled(200, 50);
+    run_within(Duration::from_secs(120), "pushes to blocked clients", move || {
+        let mut waiter = Client::connect(addr).unwrap();
+        for i in 0..rounds {
+            let item = format!("item{i}");
+            waiter.send(&["BLPOP", "q", "0"]).unwrap();
+            wait_blocked(&mut control, 1);
+            if i % 2 == 0 {
+                pusher.send(&["RPUSH", "q", &item]).unwrap();
+                pusher.send(&["LPOP", "q"]).unwrap();
+                assert_eq!(pusher.read_reply().unwrap(), b":1\r\n");
+                assert_eq!(
+                    pusher.read_reply().unwrap(),
+                    b"$-1\r\n",
+                    "round {i}: a pipelined LPOP took the element pushed for the blocked client"
+                );
+            } else {
+                assert_eq!(pusher.call(&["RPUSH", "q", &item]).unwrap(), b":1\r\n");
+                assert_eq!(
+                    thief.call(&["LPOP", "q"]).unwrap(),
+                    b"$-1\r\n",
+                    "round {i}: another client's LPOP took the element pushed for the blocked client"
+                );
+            }
+            assert_eq!(bulks(&waiter.read_reply().unwrap()), ["q".to_owned(), item]);
+        }
+        wait_blocked(&mut control, 0);
+        // Short timeouts racing with pushes: every item is either received or still in
+        // the list, exactly once.
+        let mut received = Vec::new();
+        for i in 0..rounds {
+            waiter.send(&["BLPOP", "r", "0.001"]).unwrap();
+            pusher.call(&["RPUSH", "r", &format!("late{i}")]).unwrap();
+            let reply = waiter.read_reply().unwrap();
+            if reply != b"*-1\r\n" {
+                received.push(bulks(&reply)[1].clone());
+            }
+        }
+        received.extend(bulks(&control.call(&["LRANGE", "r", "0", "-1"]).unwrap()));
+        received.sort();
+        let mut want: Vec<String> = (0..rounds).map(|i| format!("late{i}")).collect();
+        want.sort();
+        assert_eq!(received, want, "an item was lost or duplicated");
+    });
     dict.shutdown().unwrap();
 }
 

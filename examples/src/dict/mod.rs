@@ -108,18 +108,24 @@
 //!   queue as one transaction: it is serializable and runs in parallel with unrelated
 //!   transactions (no global lock, no declared keys). Runtime errors (`WRONGTYPE`) are
 //!   per-command replies inside the array, as in Redis.
-//! - **`WATCH`** remembers each watched key's `TVar` and version (or its absence). `EXEC`
-//!   compares them inside its transaction (so the check and the block are atomic) and
-//!   answers a null array if any changed, as Redis does, including changes made by the same
-//!   client, expiry, deletion and `FLUSHDB`.
-//! - **Blocking pops** (`BLPOP`, `BRPOP`, `BLMOVE`): one transaction pops at once or queues a
-//!   ticket on each key (a per-key FIFO of tickets in the store); then an
-//!   [`atomically_async`](concord_stm::atomically_async) future under
-//!   `tokio::time::timeout` pops only when its ticket heads the key's queue, and `retry`s
-//!   otherwise. It is woken only by the commit of a push (or by the waiter ahead leaving).
-//!   A timeout or a client hanging up drops the future, which takes its tickets out of
-//!   every queue. Blocked clients are therefore served in arrival order, and none is lost.
-//!   Inside `MULTI` these commands do not block (as in Redis).
+//! - **`WATCH`** registers each key in the store, where every write to it counts as a
+//!   touch (Redis's `touchWatchedKey`), and remembers the count and whether the key was
+//!   live. `EXEC` checks them inside its transaction (so the check and the block are
+//!   atomic) and answers a null array if a key was written since, or was live and no
+//!   longer is, as Redis does: including writes by the same client, a key created and
+//!   deleted (or created and expired) again, expiry and `FLUSHDB` (see [`store`]).
+//! - **Blocking pops** (`BLPOP`, `BRPOP`, `BLMOVE`): one transaction pops at once or queues
+//!   the client on each key (a per-key FIFO in the store). A transaction that creates a
+//!   list serves the clients queued on it before it commits, oldest first, as Redis
+//!   serves blocked clients right after the command (or `EXEC`) that pushed: so a `LPOP`
+//!   that comes after the push never takes a blocked client's element. The served
+//!   client's reply goes into a `TVar` of its own, which it awaits with
+//!   [`atomically_async`](concord_stm::atomically_async) under `tokio::time::timeout`: it
+//!   is woken only by the commit that served it. A timeout takes the client out of every
+//!   queue unless it was served meanwhile (one transaction decides), and a client that
+//!   hangs up leaves the queues. Blocked clients are therefore served in arrival order,
+//!   and no element is lost. Inside `MULTI` these commands do not block (as in Redis).
+//!   See `commands/lists.rs`.
 //! - **Expiry** ([`expiry`]): a key past its deadline reads as absent on every access
 //!   (lazy), and a sweep task deletes expired keys every 100 ms (active).
 //!
@@ -143,10 +149,13 @@
 //! Replies, error texts included, are meant to be Redis 7.0's. The differential tests
 //! (`tests/tests/dict_server_diff.rs`) send the same seeded random command sequences to a
 //! real `redis-server` and compare every reply byte for byte: the key, string, list, hash,
-//! set and sorted-set commands, `MULTI`/`EXEC`/`DISCARD`/`WATCH`, `SELECT`, and malformed
-//! input. Commands whose replies depend on time, chance or the server (`SCAN`, `SPOP`,
-//! `PTTL`, the blocking pops, `INFO`, `HELLO`, `COMMAND`) are checked by the other tests
-//! instead.
+//! set and sorted-set commands, `MULTI`/`EXEC`/`DISCARD`/`WATCH` (with a second client
+//! writing in between), `SELECT`, and malformed input; scripted scenarios with several
+//! clients compare `WATCH` against other clients' writes and expiry, and the blocking
+//! pops against pushes. Only `KEYS` and the `SMEMBERS` of non-intset sets are compared
+//! as sorted lists (see below). Commands whose replies depend on time, chance or the
+//! server (`SCAN`, `SPOP`, `PTTL`, `INFO`, `HELLO`, `COMMAND`) are checked by the other
+//! tests instead.
 //!
 //! # Not implemented
 //!
@@ -157,13 +166,16 @@
 //! inside `MULTI` an error. Timeouts of blocking pops are parsed as decimal floats (Redis
 //! also takes hexadecimal ones).
 //! Differences from Redis that remain: `SCAN` reads the whole keyspace on every call
-//! (O(n), not O(`COUNT`)); `SMEMBERS`, `KEYS` and `SCAN` return keys and members in a
-//! different (equally unspecified) order; a key that did not exist at `WATCH` and was
-//! created and deleted again before `EXEC` does not abort the `EXEC` (Redis's does); a
-//! non-blocked client's `LPOP` may take an element pushed for a blocked client that has
-//! not yet run (in Redis the push hands it to the blocked client at once); `COMMAND`'s
-//! entries carry names, arities, flags and key positions but empty ACL categories, tips and
-//! key specifications; `INFO` has only the sections and fields listed above.
+//! (O(n), not O(`COUNT`)). Orders Redis does not fix: `KEYS` and `SCAN` list keys, and
+//! `SMEMBERS` the members of a set that is not an intset, in an order of their own
+//! (Redis 7.0 follows a hash table seeded at random per process, so two Redis servers
+//! disagree too); `SMEMBERS` of a set Redis would hold as an intset (created with an
+//! integer, only integers since, at most 512) is in Redis's numeric order, and `HGETALL`
+//! in insertion order, which is Redis's order for hashes of up to 128 fields and values
+//! of up to 64 bytes (beyond that Redis's order is a hash table's, and ours stays the
+//! insertion order). `COMMAND`'s entries carry names, arities, flags and key positions
+//! but empty ACL categories, tips and key specifications; `INFO` has only the sections
+//! and fields listed above.
 //!
 //! # Performance
 //!

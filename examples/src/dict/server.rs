@@ -26,7 +26,7 @@ use super::commands::lists::{self, Blocking};
 use super::commands::{self, arity_ok, c_str, eq, lookup, unknown_command, wrong_arity, Cx, Kind};
 use super::expiry;
 use super::resp::{self, Args, Limits, Parsed, Reply};
-use super::store::{now_ms, Entry, Store};
+use super::store::{now_ms, Blocked, Store, WatchToken};
 
 /// The server's configuration (the command-line flags of `dict-server`).
 #[derive(Clone, Debug)]
@@ -251,11 +251,12 @@ impl Background {
     }
 }
 
-/// A key remembered by `WATCH`: its database, and its `TVar` and version if it was live.
+/// A key watched by `WATCH`: its database, and what `EXEC` compares. Each is registered
+/// in the store until [`Connection::unwatch_all`] (or `EXEC`) ends it.
 struct Watched {
     db: usize,
     key: Vec<u8>,
-    token: Option<(TVar<Entry>, u64)>,
+    token: WatchToken,
 }
 
 /// What the connection does after a request.
@@ -392,14 +393,14 @@ impl<'s> Connection<'s> {
             "discard" => Action::Reply(match self.multi.take() {
                 None => Reply::err("ERR DISCARD without MULTI"),
                 Some(_) => {
-                    self.watched.clear();
+                    self.unwatch_all();
                     Reply::OK
                 }
             }),
             "exec" => Action::Reply(self.exec()),
             "watch" => Action::Reply(self.watch(&args)),
             "unwatch" => {
-                self.watched.clear();
+                self.unwatch_all();
                 Action::Reply(Reply::OK)
             }
             "auth" => Action::Reply(self.auth(&args)),
@@ -413,8 +414,9 @@ impl<'s> Connection<'s> {
                 let handler = spec.handler.expect("data commands have a handler");
                 let (shared, db) = (self.shared, self.db);
                 let (reply, db) = atomically(|tx| {
-                    let mut cx = Cx { store: &shared.store, db, now: now_ms(), shared };
+                    let mut cx = Cx::new(shared, db);
                     let reply = handler(&mut cx, tx, &args)?;
+                    lists::serve_ready(&mut cx, tx)?;
                     Ok((reply, cx.db))
                 });
                 self.db = db;
@@ -436,44 +438,62 @@ impl<'s> Connection<'s> {
             return Reply::err("ERR WATCH inside MULTI is not allowed");
         }
         let (store, db) = (&self.shared.store, self.db);
+        // As in Redis, watching a key again keeps the first watch.
+        let mut new: Vec<&Vec<u8>> = Vec::new();
+        for key in &args[1..] {
+            if !new.contains(&key) && !self.watched.iter().any(|w| w.db == db && &w.key == key) {
+                new.push(key);
+            }
+        }
         let tokens = atomically(|tx| {
             let now = now_ms();
-            args[1..]
-                .iter()
-                .map(|k| store.db(db).watch_token(tx, k, now))
-                .collect::<Result<Vec<_>, _>>()
+            new.iter().map(|k| store.db(db).watch(tx, k, now)).collect::<Result<Vec<_>, _>>()
         });
-        for (key, token) in args[1..].iter().zip(tokens) {
+        for (key, token) in new.into_iter().zip(tokens) {
             self.watched.push(Watched { db, key: key.clone(), token });
         }
         Reply::OK
+    }
+
+    /// Ends every watch of this client (`UNWATCH`, `DISCARD`, `EXEC` refused, hang-up).
+    fn unwatch_all(&mut self) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let watched = std::mem::take(&mut self.watched);
+        let store = &self.shared.store;
+        atomically(|tx| {
+            for w in &watched {
+                store.db(w.db).unwatch(tx, &w.key)?;
+            }
+            Ok(())
+        });
     }
 
     fn exec(&mut self) -> Reply {
         let Some((queue, dirty)) = self.multi.take() else {
             return Reply::err("ERR EXEC without MULTI");
         };
-        let watched = std::mem::take(&mut self.watched);
         if dirty {
+            self.unwatch_all();
             return Reply::err("EXECABORT Transaction discarded because of previous errors.");
         }
+        let watched = std::mem::take(&mut self.watched);
         let shared = self.shared;
         let start_db = self.db;
         let mut authenticated = self.authenticated;
         let outcome = atomically(|tx| {
-            let now = now_ms();
+            let mut cx = Cx::new(shared, start_db);
+            let mut changed = false;
             for w in &watched {
-                let current = shared.store.db(w.db).watch_token(tx, &w.key, now)?;
-                let same = match (&current, &w.token) {
-                    (None, None) => true,
-                    (Some((a, va)), Some((b, vb))) => a.ptr_eq(b) && va == vb,
-                    _ => false,
-                };
-                if !same {
-                    return Ok(None);
-                }
+                let db = shared.store.db(w.db);
+                changed = changed || db.watch_changed(tx, &w.key, w.token, cx.now)?;
+                // The watches end with this EXEC, whatever its outcome.
+                db.unwatch(tx, &w.key)?;
             }
-            let mut cx = Cx { store: &shared.store, db: start_db, now, shared };
+            if changed {
+                return Ok(None);
+            }
             let mut replies = Vec::with_capacity(queue.len());
             let mut auth = None;
             for args in &queue {
@@ -493,6 +513,7 @@ impl<'s> Connection<'s> {
                 };
                 replies.push(reply);
             }
+            lists::serve_ready(&mut cx, tx)?;
             Ok(Some((replies, cx.db, auth)))
         });
         match outcome {
@@ -586,39 +607,53 @@ impl<'s> Connection<'s> {
         stop: &mut watch::Receiver<bool>,
     ) -> io::Result<Option<Reply>> {
         let (shared, db) = (self.shared, self.db);
-        let ticket = shared.store.ticket();
+        let blocked = Arc::new(Blocked {
+            ticket: shared.store.ticket(),
+            req: req.clone(),
+            reply: TVar::new(None),
+        });
         let first = atomically(|tx| {
-            let mut cx = Cx { store: &shared.store, db, now: now_ms(), shared };
-            lists::try_or_enqueue(&mut cx, tx, req, ticket)
+            let mut cx = Cx::new(shared, db);
+            let reply = lists::try_or_enqueue(&mut cx, tx, &blocked)?;
+            lists::serve_ready(&mut cx, tx)?;
+            Ok(reply)
         });
         if let Some(reply) = first {
             return Ok(Some(reply));
         }
-        let _waiter = Waiter { shared, db, req, ticket };
+        let _waiter = Waiter { shared, db, blocked: &blocked };
         shared.blocked.fetch_add(1, Ordering::Relaxed);
         let _blocked = Decrement(&shared.blocked);
-        let wait = atomically_async(|tx| {
-            let mut cx = Cx { store: &shared.store, db, now: now_ms(), shared };
-            match lists::serve(&mut cx, tx, req, Some(ticket), false)? {
-                Some(reply) => Ok(reply),
-                None => retry(),
-            }
+        // Woken only by the commit that serves this client (see `lists::serve_ready`).
+        let wait = atomically_async(|tx| match tx.read(&blocked.reply)? {
+            Some(reply) => Ok(reply.clone()),
+            None => retry(),
         });
         let timed = async {
             if req.timeout > 0.0 {
                 let limit = Duration::from_secs_f64(req.timeout.min(1e9));
-                tokio::time::timeout(limit, wait).await.ok()
+                match tokio::time::timeout(limit, wait).await {
+                    Ok(reply) => reply,
+                    // Served between the timer firing and now, or not at all: one
+                    // transaction decides, so an element handed over is never lost.
+                    Err(_) => atomically(|tx| {
+                        if let Some(reply) = tx.read(&blocked.reply)? {
+                            return Ok(reply.clone());
+                        }
+                        let mut cx = Cx::new(shared, db);
+                        lists::leave(&mut cx, tx, &blocked.req, blocked.ticket)?;
+                        Ok(lists::empty_reply_timeout(req))
+                    }),
+                }
             } else {
-                Some(wait.await)
+                wait.await
             }
         };
         tokio::pin!(timed);
         loop {
             tokio::select! {
                 biased;
-                served = &mut timed => {
-                    return Ok(Some(served.unwrap_or_else(|| lists::empty_reply_timeout(req))));
-                }
+                served = &mut timed => return Ok(Some(served)),
                 read = stream.read_buf(buf) => {
                     // Requests that arrive while blocked wait in the buffer, as in Redis.
                     if read? == 0 {
@@ -652,23 +687,27 @@ fn auth_reply(shared: &Shared, args: &[Vec<u8>]) -> (Reply, bool) {
     }
 }
 
-/// A queued blocking pop: dropping it (served, timed out, or the client gone) takes its
-/// ticket out of every queue, so the next waiter becomes the head and is woken. After a
-/// successful pop the ticket is already gone and this does nothing.
+/// A queued blocking pop: dropping it (the client gone, or the server stopping) takes it
+/// out of every queue. Once served or timed out it is in no queue and this does nothing.
 struct Waiter<'a> {
     shared: &'a Shared,
     db: usize,
-    req: &'a Blocking,
-    ticket: u64,
+    blocked: &'a Blocked,
 }
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         let (shared, db) = (self.shared, self.db);
         atomically(|tx| {
-            let mut cx = Cx { store: &shared.store, db, now: now_ms(), shared };
-            lists::leave(&mut cx, tx, self.req, self.ticket)
+            let mut cx = Cx::new(shared, db);
+            lists::leave(&mut cx, tx, &self.blocked.req, self.blocked.ticket)
         });
+    }
+}
+
+impl Drop for Connection<'_> {
+    fn drop(&mut self) {
+        self.unwatch_all();
     }
 }
 

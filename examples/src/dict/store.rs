@@ -1,14 +1,27 @@
 //! The keyspace: 16 databases, each a [`TMap`] from key to a per-key [`TVar`] holding an
 //! [`Entry`] (a typed value and an optional deadline), plus an index of keys with a
-//! deadline and the queues of blocked poppers.
+//! deadline, the queues of blocked poppers and the keys that clients `WATCH`.
 //!
 //! # Conflicts
 //!
 //! A command on an existing key reads the key's map bucket and reads or writes only the
-//! key's own `TVar`: commands on different existing keys never conflict. Creating or
-//! deleting a key writes its map bucket (a handful of keys share one, see [`TMap`]) and
-//! the calling thread's stripe of the map's length; `DBSIZE`, `KEYS`, `SCAN` and `FLUSHDB`
-//! read or write the whole map.
+//! key's own `TVar`; a write also reads the key's bucket of the watched-keys map (to count
+//! the write for `WATCH`, see below), which only `WATCH`, `UNWATCH` and `EXEC` write:
+//! commands on different existing keys never conflict. Creating or deleting a key writes
+//! its map bucket (a handful of keys share one, see [`TMap`]) and the calling thread's
+//! stripe of the map's length; creating a list also reads the key's bucket of the
+//! blocked-clients queues. `DBSIZE`, `KEYS`, `SCAN` and `FLUSHDB` read or write the whole
+//! map.
+//!
+//! # `WATCH`
+//!
+//! As in Redis (`touchWatchedKey`), a watched key is registered in the database
+//! ([`Db::watch`]) and every write to it counts as a touch, whether or not it changes the
+//! value and even if the key did not exist or is deleted again. `EXEC` fails if the count
+//! moved or if a key that was live at `WATCH` is not any more (deleted, expired, flushed):
+//! [`Db::watch_changed`]. Removing an expired key (the sweep, `DEL`, `FLUSHDB`) is not a
+//! touch, so a key that was already expired at `WATCH` behaves like an absent one, as
+//! Redis's `watchedKey.expired` flag makes it.
 //!
 //! # Values and their cost
 //!
@@ -18,10 +31,11 @@
 //!   push or pop copies the chunk it changes (up to 64 reference counts) and at most 64
 //!   chunk pointers, plus an amortized O(n / 64 / 1024): constant for practical lengths;
 //! - hashes (`Vec` of field/value pairs, in insertion order as Redis keeps small hashes),
-//!   sets (`HashSet`) and sorted sets ([`ZSet`]) are copied whole on every write: O(n)
-//!   reference-count increments for n elements (no element bytes are copied). That is
-//!   cheap below a few thousand elements and the wrong choice for huge collections, where a
-//!   persistent (HAMT or B-tree) structure would make a write O(log n).
+//!   sets ([`Set`]: a `HashSet` and whether Redis would hold it as an intset) and sorted
+//!   sets ([`ZSet`]) are copied whole on every write: O(n) reference-count increments for
+//!   n elements (no element bytes are copied). That is cheap below a few thousand elements
+//!   and the wrong choice for huge collections, where a persistent (HAMT or B-tree)
+//!   structure would make a write O(log n).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +44,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use concord_stm::collections::TMap;
 use concord_stm::{Stm, TVar, Transaction};
+
+use super::commands::lists::Blocking;
+use super::resp::Reply;
 
 /// Bytes shared between the store and replies.
 pub type Bytes = Arc<[u8]>;
@@ -236,6 +253,24 @@ impl ZSet {
     }
 }
 
+/// The most members Redis keeps in an intset (`set-max-intset-entries`).
+pub const INTSET_MAX: usize = 512;
+
+/// A set, and whether Redis would hold it as an intset: a set created with an integer
+/// (in `string2ll`'s canonical form) that has held only integers, at most
+/// [`INTSET_MAX`] of them, since. Redis lists an intset's members in numeric order, so
+/// `SMEMBERS` does too; Redis's other sets are hash tables with a per-process random
+/// seed, whose order nobody can reproduce (and `SMEMBERS` here lists them in this
+/// `HashSet`'s order). Like Redis, a set that stops being an intset never becomes one
+/// again, whatever members it loses.
+#[derive(Clone, Debug, Default)]
+pub struct Set {
+    /// The members.
+    pub members: HashSet<Bytes>,
+    /// Whether Redis's encoding would be an intset.
+    pub intset: bool,
+}
+
 /// A typed value.
 #[derive(Clone, Debug)]
 pub enum Value {
@@ -246,7 +281,7 @@ pub enum Value {
     /// A hash, in insertion order.
     Hash(Vec<(Bytes, Bytes)>),
     /// A set.
-    Set(HashSet<Bytes>),
+    Set(Set),
     /// A sorted set.
     ZSet(ZSet),
 }
@@ -269,7 +304,7 @@ impl Value {
             Value::Str(_) => false,
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
-            Value::Set(s) => s.is_empty(),
+            Value::Set(s) => s.members.is_empty(),
             Value::ZSet(z) => z.is_empty(),
         }
     }
@@ -290,14 +325,47 @@ impl Entry {
     }
 }
 
+/// What `WATCH` keeps for a key while at least one client watches it: how many watches
+/// hold the key (one per client and key), and how many writes have touched the key since
+/// the first of them (Redis's `touchWatchedKey`).
+#[derive(Clone, Copy, Debug)]
+struct WatchCount {
+    watches: u64,
+    touches: u64,
+}
+
+/// What `WATCH` remembers of a key, for `EXEC` to compare with ([`Db::watch_changed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchToken {
+    /// The key's touch count when it was watched.
+    touches: u64,
+    /// Whether the key was live (present and not expired) when it was watched.
+    live: bool,
+}
+
+/// A client blocked in `BLPOP`, `BRPOP` or `BLMOVE`, as queued on each of its keys. A
+/// transaction that makes one of the keys a non-empty list serves it: it pops for the
+/// client, writes the reply into `reply` and takes `ticket` out of every queue.
+#[derive(Debug)]
+pub struct Blocked {
+    /// Unique among blocked clients.
+    pub ticket: u64,
+    /// The pop the client waits for.
+    pub req: Blocking,
+    /// The reply, once served (the blocked client waits for this `TVar`).
+    pub reply: TVar<Option<Reply>>,
+}
+
 /// One database.
 #[derive(Debug, Default)]
 pub struct Db {
     keys: TMap<Bytes, TVar<Entry>>,
     /// The deadline of every key that has one (the sweeper's index).
     expires: TMap<Bytes, u64>,
-    /// Tickets of the clients blocked on each key, oldest first.
-    waiters: TMap<Bytes, VecDeque<u64>>,
+    /// The clients blocked on each key, oldest first.
+    waiters: TMap<Bytes, VecDeque<Arc<Blocked>>>,
+    /// The keys some client watches.
+    watched: TMap<Bytes, WatchCount>,
 }
 
 impl Db {
@@ -317,24 +385,65 @@ impl Db {
         Ok(entry.live(now).then_some(entry))
     }
 
-    /// The `TVar` of `key` if the map holds one (live or expired), and its version: what
-    /// `WATCH` remembers.
+    /// `WATCH key`: registers the watch and returns what `EXEC` compares. Every watch must
+    /// be ended by [`unwatch`](Self::unwatch).
     ///
     /// # Errors
     ///
     /// A conflict, to propagate.
-    pub fn watch_token(
+    pub fn watch(&self, tx: &mut Transaction<'_>, key: &[u8], now: u64) -> Stm<WatchToken> {
+        let live = self.get(tx, key, now)?.is_some();
+        let touches = self.watched.read(tx, key)?.map_or(0, |w| w.touches);
+        self.watched.update(tx, Arc::from(key), |w| {
+            Some(w.map_or(WatchCount { watches: 1, touches: 0 }, |w| WatchCount {
+                watches: w.watches + 1,
+                ..*w
+            }))
+        })?;
+        Ok(WatchToken { touches, live })
+    }
+
+    /// Ends one watch of `key` registered by [`watch`](Self::watch).
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn unwatch(&self, tx: &mut Transaction<'_>, key: &[u8]) -> Stm<()> {
+        self.watched.update(tx, Arc::from(key), |w| {
+            w.filter(|w| w.watches > 1).map(|w| WatchCount { watches: w.watches - 1, ..*w })
+        })
+    }
+
+    /// Whether `EXEC` must fail for a key watched with `token` (Redis's rules): the key was
+    /// written since (even if it was then deleted or expired), or it was live and is not
+    /// any more (deleted, expired, flushed). A key that was absent or expired at `WATCH`
+    /// and was only swept or flushed since has not changed.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate.
+    pub fn watch_changed(
         &self,
         tx: &Transaction<'_>,
         key: &[u8],
+        token: WatchToken,
         now: u64,
-    ) -> Stm<Option<(TVar<Entry>, u64)>> {
-        let Some(var) = self.keys.read(tx, key)? else { return Ok(None) };
-        let entry = tx.read(var)?;
-        Ok(entry.live(now).then(|| (var.clone(), var.version())))
+    ) -> Stm<bool> {
+        let touches = self.watched.read(tx, key)?.map_or(0, |w| w.touches);
+        Ok(touches != token.touches || (token.live && self.get(tx, key, now)?.is_none()))
     }
 
-    /// Stores `value` under `key` with the deadline `expires_at`, replacing what was there.
+    /// Counts a write of `key` for the clients that watch it.
+    fn touch(&self, tx: &mut Transaction<'_>, key: &[u8]) -> Stm<()> {
+        if self.watched.read(tx, key)?.is_none() {
+            return Ok(());
+        }
+        self.watched
+            .update(tx, Arc::from(key), |w| w.map(|w| WatchCount { touches: w.touches + 1, ..*w }))
+    }
+
+    /// Stores `value` under `key` with the deadline `expires_at`, replacing what was there
+    /// (a write: it touches the key for `WATCH`).
     ///
     /// # Errors
     ///
@@ -346,6 +455,7 @@ impl Db {
         value: Value,
         expires_at: Option<u64>,
     ) -> Stm<()> {
+        self.touch(tx, key)?;
         let existing = self.keys.read(tx, key)?.cloned();
         let entry = Entry { value, expires_at };
         match existing {
@@ -366,7 +476,8 @@ impl Db {
         Ok(())
     }
 
-    /// Stores `value` under `key`, or deletes the key if `value` is an empty collection.
+    /// Stores `value` under `key`, or deletes the key if `value` is an empty collection
+    /// (for a key that is live: either way, a write).
     ///
     /// # Errors
     ///
@@ -398,16 +509,27 @@ impl Db {
         }
     }
 
-    /// Removes `key` whether or not it has expired; returns whether the map held it.
+    /// Removes a live `key` (a write: it touches the key for `WATCH`); returns whether the
+    /// map held it.
     ///
     /// # Errors
     ///
     /// A conflict, to propagate.
     pub fn unlink(&self, tx: &mut Transaction<'_>, key: &[u8]) -> Stm<bool> {
+        self.remove_entry(tx, key, true)
+    }
+
+    /// Removes `key` whether or not it has expired, touching it for `WATCH` if `touch`
+    /// (removing an expired key is no change to a watcher, as in Redis); returns whether
+    /// the map held it.
+    fn remove_entry(&self, tx: &mut Transaction<'_>, key: &[u8], touch: bool) -> Stm<bool> {
         let had_deadline = match self.keys.read(tx, key)? {
             None => return Ok(false),
             Some(var) => tx.read(var)?.expires_at.is_some(),
         };
+        if touch {
+            self.touch(tx, key)?;
+        }
         self.keys.remove(tx, key)?;
         if had_deadline {
             self.expires.remove(tx, key)?;
@@ -422,7 +544,7 @@ impl Db {
     /// A conflict, to propagate.
     pub fn delete(&self, tx: &mut Transaction<'_>, key: &[u8], now: u64) -> Stm<bool> {
         let live = self.get(tx, key, now)?.is_some();
-        self.unlink(tx, key)?;
+        self.remove_entry(tx, key, live)?;
         Ok(live)
     }
 
@@ -460,7 +582,8 @@ impl Db {
         Ok(out)
     }
 
-    /// Removes every key (blocked clients stay blocked).
+    /// Removes every key (blocked clients stay blocked). Watchers of a live key see it
+    /// gone at `EXEC`; watchers of an absent or expired key see no change, as in Redis.
     ///
     /// # Errors
     ///
@@ -504,12 +627,12 @@ impl Db {
             }
         };
         if expired {
-            self.unlink(tx, key)?;
+            self.remove_entry(tx, key, false)?;
         }
         Ok(expired)
     }
 
-    /// The tickets of the clients blocked on `key`, oldest first.
+    /// The clients blocked on `key`, oldest first.
     ///
     /// # Errors
     ///
@@ -518,19 +641,24 @@ impl Db {
         &'a self,
         tx: &'a Transaction<'_>,
         key: &[u8],
-    ) -> Stm<Option<&'a VecDeque<u64>>> {
+    ) -> Stm<Option<&'a VecDeque<Arc<Blocked>>>> {
         self.waiters.read(tx, key)
     }
 
-    /// Queues `ticket` behind the clients already blocked on `key`.
+    /// Queues `waiter` behind the clients already blocked on `key`.
     ///
     /// # Errors
     ///
     /// A conflict, to propagate.
-    pub fn enqueue_waiter(&self, tx: &mut Transaction<'_>, key: &[u8], ticket: u64) -> Stm<()> {
+    pub fn enqueue_waiter(
+        &self,
+        tx: &mut Transaction<'_>,
+        key: &[u8],
+        waiter: &Arc<Blocked>,
+    ) -> Stm<()> {
         self.waiters.update(tx, Arc::from(key), |q| {
             let mut q = q.cloned().unwrap_or_default();
-            q.push_back(ticket);
+            q.push_back(waiter.clone());
             Some(q)
         })
     }
@@ -541,12 +669,12 @@ impl Db {
     ///
     /// A conflict, to propagate.
     pub fn dequeue_waiter(&self, tx: &mut Transaction<'_>, key: &[u8], ticket: u64) -> Stm<()> {
-        if !self.waiters.read(tx, key)?.is_some_and(|q| q.contains(&ticket)) {
+        if !self.waiters.read(tx, key)?.is_some_and(|q| q.iter().any(|w| w.ticket == ticket)) {
             return Ok(());
         }
         self.waiters.update(tx, Arc::from(key), |q| {
             let mut q = q.cloned().unwrap_or_default();
-            q.retain(|&t| t != ticket);
+            q.retain(|w| w.ticket != ticket);
             (!q.is_empty()).then_some(q)
         })
     }
@@ -580,7 +708,7 @@ impl Store {
         &self.dbs[i]
     }
 
-    /// A fresh ticket for a blocked client (tickets only order clients within a key's queue).
+    /// A fresh ticket for a blocked client: it names the client in the queues of its keys.
     pub fn ticket(&self) -> u64 {
         // Relaxed: only uniqueness matters; the order among waiters is the order of the
         // transactions that queue the tickets.
@@ -591,8 +719,63 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use concord_stm::atomically;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
+
+    fn string(s: &str) -> Value {
+        Value::Str(Arc::from(s.as_bytes()))
+    }
+
+    /// Redis's `WATCH` rules, one case each: `setup` runs before `WATCH k`, `then` after
+    /// it, and the result is whether `EXEC` must fail (at time 1000).
+    fn watch_case(
+        setup: impl Fn(&Db, &mut Transaction<'_>) -> Stm<()>,
+        then: impl Fn(&Db, &mut Transaction<'_>) -> Stm<()>,
+    ) -> bool {
+        let db = Db::default();
+        atomically(|tx| setup(&db, tx));
+        let token = atomically(|tx| db.watch(tx, b"k", 1000));
+        atomically(|tx| then(&db, tx));
+        let changed = atomically(|tx| db.watch_changed(tx, b"k", token, 1000));
+        atomically(|tx| db.unwatch(tx, b"k"));
+        assert!(atomically(|tx| db.watched.is_empty(tx)), "a watch was left registered");
+        changed
+    }
+
+    #[test]
+    fn watch_follows_redis_rules() {
+        let none = |_: &Db, _: &mut Transaction<'_>| Ok(());
+        let live = |db: &Db, tx: &mut Transaction<'_>| db.put(tx, b"k", string("1"), None);
+        // Deadline 500: expired at time 1000, but still in the map (not swept).
+        let expired = |db: &Db, tx: &mut Transaction<'_>| db.put(tx, b"k", string("1"), Some(500));
+        let set = |db: &Db, tx: &mut Transaction<'_>| db.put(tx, b"k", string("2"), None);
+        let set_then_delete = |db: &Db, tx: &mut Transaction<'_>| {
+            db.put(tx, b"k", string("2"), None)?;
+            db.unlink(tx, b"k").map(drop)
+        };
+        let delete = |db: &Db, tx: &mut Transaction<'_>| db.delete(tx, b"k", 1000).map(drop);
+        let sweep = |db: &Db, tx: &mut Transaction<'_>| db.sweep(tx, b"k", 1000).map(drop);
+        let flush = |db: &Db, tx: &mut Transaction<'_>| db.clear(tx);
+        let other_key = |db: &Db, tx: &mut Transaction<'_>| db.put(tx, b"j", string("2"), None);
+
+        assert!(!watch_case(none, none), "absent, untouched");
+        assert!(!watch_case(none, other_key), "absent, another key written");
+        assert!(watch_case(none, set), "absent, created");
+        assert!(watch_case(none, set_then_delete), "absent, created and deleted again");
+        assert!(!watch_case(none, delete), "absent, DEL of nothing");
+        assert!(!watch_case(none, flush), "absent, FLUSHDB");
+        assert!(!watch_case(live, none), "live, untouched");
+        assert!(watch_case(live, live), "live, set to the same value");
+        assert!(watch_case(live, delete), "live, deleted");
+        assert!(watch_case(live, set_then_delete), "live, set and deleted");
+        assert!(watch_case(live, flush), "live, FLUSHDB");
+        assert!(!watch_case(expired, none), "expired, untouched");
+        assert!(!watch_case(expired, delete), "expired, DEL");
+        assert!(!watch_case(expired, sweep), "expired, swept");
+        assert!(!watch_case(expired, flush), "expired, FLUSHDB");
+        assert!(watch_case(expired, set), "expired, set again");
+    }
 
     /// Random pushes and pops at both ends, each on a clone of the last version (as the
     /// store does), against a `VecDeque`; old versions must stay unchanged.

@@ -3,19 +3,25 @@
 //!
 //! # Blocking pops
 //!
-//! A blocking pop is three transactions (see `server.rs` for the connection's side):
-//! 1. [`try_or_enqueue`]: pop at once if a key has an element and no client is queued on
-//!    it; otherwise queue a ticket on every key (a per-key FIFO of tickets in the store).
-//! 2. [`serve`] under `atomically_async` with the timeout: pop from the first key whose
-//!    queue has this ticket at its head and whose list is non-empty, and take the ticket
-//!    out of every queue; else `retry`. The waiter read the lists and the queues, so it is
-//!    woken by the commit of a push (never before it commits), or when the waiter ahead of
-//!    it leaves the queue.
-//! 3. On timeout or a dropped connection, [`leave`] takes the ticket out of every queue, so
-//!    the next waiter becomes the head and is woken.
+//! As in Redis, a push serves the clients blocked on its key before any other command
+//! can see the element: a blocked client is never robbed by a later `LPOP`.
+//! 1. [`try_or_enqueue`] (the blocking client's transaction): pop at once if a key holds a
+//!    non-empty list; otherwise queue a [`Blocked`] record on every key (a per-key FIFO in
+//!    the store).
+//! 2. A command that creates a list records the key in [`Cx::ready`]; at the end of its
+//!    transaction (of the whole block, for `EXEC`), [`serve_ready`] hands the list's
+//!    elements to the clients queued on it, oldest first: it pops for each client (from
+//!    the end it asked for; `BLMOVE` also pushes to its destination, which may serve
+//!    clients blocked there in turn), writes the client's reply into its `TVar` and takes
+//!    the client out of every queue. That is Redis's `handleClientsBlockedOnKeys`, run
+//!    after each command; here it is part of the command's transaction.
+//! 3. The blocked client waits (with `atomically_async`, under its timeout) for its reply
+//!    `TVar`, so it is woken by the commit that served it and by nothing else. On timeout
+//!    one transaction takes its reply if it was served meanwhile, or else takes it out of
+//!    every queue ([`leave`]); a client that hangs up just leaves.
 //!
-//! A non-blocking pop (`LPOP`) does not look at the queues: as in Redis, a client that is
-//! not blocked may take an element; among blocked clients, the oldest is served first.
+//! So no non-empty list ever has clients queued on it (every transaction that creates one
+//! serves them), and a blocked client needs to watch nothing but its own reply.
 
 use std::sync::Arc;
 
@@ -23,11 +29,14 @@ use concord_stm::{Stm, Transaction};
 
 use super::{count_arg, eq, int_arg, range, typed, Cx, SYNTAX, WRONGTYPE};
 use crate::dict::resp::Reply;
-use crate::dict::store::{Bytes, List, Value};
+use crate::dict::store::{Blocked, Bytes, List, Value};
 
 fn push(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, args: &[Vec<u8>], left: bool) -> Stm<Reply> {
     let (mut list, ttl) = match typed!(cx, tx, &args[1], List) {
-        None => (List::default(), None),
+        None => {
+            cx.ready(&args[1]);
+            (List::default(), None)
+        }
         Some((l, ttl)) => (l.clone(), ttl),
     };
     for v in &args[2..] {
@@ -159,7 +168,10 @@ fn move_one(
         None
     } else {
         match cx.db().get(tx, dst, cx.now)? {
-            None => Some((List::default(), None)),
+            None => {
+                cx.ready(dst);
+                Some((List::default(), None))
+            }
             Some(e) => match &e.value {
                 Value::List(l) => Some((l.clone(), e.expires_at)),
                 _ => return Ok(Err(WRONGTYPE)),
@@ -247,77 +259,98 @@ pub fn parse_blocking(name: &str, args: &[Vec<u8>]) -> Result<Blocking, Reply> {
     })
 }
 
-/// Serves `req` now if it can: from the first key holding a non-empty list whose queue of
-/// blocked clients is empty (`ticket` is `None`) or headed by `ticket`. `Ok(None)`: nothing
-/// to take. A key holding another type is a `WRONGTYPE` error when `check_types` (at the
-/// call, as Redis does), and skipped otherwise (while blocked).
-pub fn serve(
-    cx: &mut Cx<'_>,
-    tx: &mut Transaction<'_>,
-    req: &Blocking,
-    ticket: Option<u64>,
-    check_types: bool,
-) -> Stm<Option<Reply>> {
+/// Serves `req` now if it can, from the first of its keys that holds a non-empty list.
+/// `Ok(None)`: every key is empty. A key holding another type is a `WRONGTYPE` error (at
+/// the call, as Redis does; a blocked client skips such keys).
+pub fn serve(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, req: &Blocking) -> Stm<Option<Reply>> {
     for key in &req.keys {
         let ready = match cx.db().get(tx, key, cx.now)? {
             None => false,
             Some(e) => match &e.value {
                 Value::List(l) => !l.is_empty(),
-                _ if check_types => return Ok(Some(WRONGTYPE)),
-                _ => false,
+                _ => return Ok(Some(WRONGTYPE)),
             },
         };
-        if !ready {
-            continue;
+        if ready {
+            return pop_for(cx, tx, req, key).map(Some);
         }
-        let head = cx.db().waiters(tx, key)?.and_then(|q| q.front().copied());
-        if head.is_some() && head != ticket {
-            continue;
-        }
-        let reply = match &req.dest {
-            Some((dst, to_left)) => match move_one(cx, tx, key, dst, req.left, *to_left)? {
-                Err(e) if check_types => e,
-                Err(_) => continue,
-                Ok(v) => Reply::Bulk(v.expect("the source list is non-empty")),
-            },
-            None => {
-                let (mut list, ttl) = match cx.db().get(tx, key, cx.now)? {
-                    Some(e) => match &e.value {
-                        Value::List(l) => (l.clone(), e.expires_at),
-                        _ => unreachable!("checked above"),
-                    },
-                    None => unreachable!("checked above"),
-                };
-                let v = take(&mut list, req.left).expect("non-empty");
-                cx.db().put_or_delete(tx, key, Value::List(list), ttl)?;
-                Reply::Array(vec![Reply::bulk(key), Reply::Bulk(v)])
-            }
-        };
-        if let Some(t) = ticket {
-            leave(cx, tx, req, t)?;
-        }
-        return Ok(Some(reply));
     }
     Ok(None)
 }
 
-/// The first step of a blocking pop: serve it now, or queue `ticket` on every key.
+/// Pops from `key` (a non-empty list) what `req` asks for and returns its reply.
+fn pop_for(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, req: &Blocking, key: &[u8]) -> Stm<Reply> {
+    Ok(match &req.dest {
+        Some((dst, to_left)) => match move_one(cx, tx, key, dst, req.left, *to_left)? {
+            Err(e) => e,
+            Ok(v) => Reply::Bulk(v.expect("the source list is non-empty")),
+        },
+        None => {
+            let Some((list, ttl)) = typed!(cx, tx, key, List) else {
+                unreachable!("the caller saw a list")
+            };
+            let mut list = list.clone();
+            let v = take(&mut list, req.left).expect("non-empty");
+            cx.db().put_or_delete(tx, key, Value::List(list), ttl)?;
+            Reply::Array(vec![Reply::bulk(key), Reply::Bulk(v)])
+        }
+    })
+}
+
+/// The first step of a blocking pop: serve it now, or queue `waiter` on every key.
 pub fn try_or_enqueue(
     cx: &mut Cx<'_>,
     tx: &mut Transaction<'_>,
-    req: &Blocking,
-    ticket: u64,
+    waiter: &Arc<Blocked>,
 ) -> Stm<Option<Reply>> {
-    if let Some(reply) = serve(cx, tx, req, None, true)? {
+    if let Some(reply) = serve(cx, tx, &waiter.req)? {
         return Ok(Some(reply));
     }
-    for key in &req.keys {
-        cx.db().enqueue_waiter(tx, key, ticket)?;
+    for key in &waiter.req.keys {
+        cx.db().enqueue_waiter(tx, key, waiter)?;
     }
     Ok(None)
 }
 
+/// Serves the clients blocked on the keys in `cx.ready` (lists created by this
+/// transaction), in the order the keys were created, each key's clients oldest first,
+/// for as long as the key holds a non-empty list. A `BLMOVE` client whose destination
+/// holds another type gets `WRONGTYPE` and leaves, as in Redis. Call it last in every
+/// transaction that runs commands.
+///
+/// # Errors
+///
+/// A conflict, to propagate.
+pub fn serve_ready(cx: &mut Cx<'_>, tx: &mut Transaction<'_>) -> Stm<()> {
+    let home = cx.db;
+    let mut i = 0;
+    while i < cx.ready.len() {
+        let (db, key) = cx.ready[i].clone();
+        i += 1;
+        cx.db = db;
+        loop {
+            let Some(waiter) = cx.db().waiters(tx, &key)?.and_then(|q| q.front().cloned()) else {
+                break;
+            };
+            match cx.db().get(tx, &key, cx.now)? {
+                Some(e) if matches!(&e.value, Value::List(l) if !l.is_empty()) => {}
+                _ => break,
+            }
+            let reply = pop_for(cx, tx, &waiter.req, &key)?;
+            tx.write(&waiter.reply, Some(reply))?;
+            leave(cx, tx, &waiter.req, waiter.ticket)?;
+        }
+    }
+    cx.db = home;
+    cx.ready.clear();
+    Ok(())
+}
+
 /// Takes `ticket` out of the queue of every key of `req`.
+///
+/// # Errors
+///
+/// A conflict, to propagate.
 pub fn leave(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, req: &Blocking, ticket: u64) -> Stm<()> {
     for key in &req.keys {
         cx.db().dequeue_waiter(tx, key, ticket)?;
@@ -345,7 +378,7 @@ fn nonblocking(
         Ok(r) => r,
         Err(e) => return Ok(e),
     };
-    Ok(serve(cx, tx, &req, None, true)?.unwrap_or_else(|| empty_reply(&req)))
+    Ok(serve(cx, tx, &req)?.unwrap_or_else(|| empty_reply(&req)))
 }
 
 pub fn blpop(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, args: &[Vec<u8>]) -> Stm<Reply> {

@@ -12,13 +12,13 @@
 //! `server.rs`.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use concord_stm::{Stm, Transaction};
 
 use super::resp::{parse_i64, Reply};
 use super::server::Shared;
-use super::store::{Db, Store};
+use super::store::{now_ms, Bytes, Db, Store};
 
 mod hashes;
 mod keys;
@@ -42,12 +42,25 @@ pub struct Cx<'a> {
     pub now: u64,
     /// Counters and configuration (for `INFO`, `CONFIG`).
     pub shared: &'a Shared,
+    /// The lists this attempt created, with their databases: the keys whose blocked
+    /// clients `lists::serve_ready` serves at the end of the transaction.
+    pub ready: Vec<(usize, Bytes)>,
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
+    /// The context of one attempt on database `db`, reading the clock now.
+    pub fn new(shared: &'a Shared, db: usize) -> Self {
+        Cx { store: &shared.store, db, now: now_ms(), shared, ready: Vec::new() }
+    }
+
     /// The selected database.
     pub fn db(&self) -> &Db {
         self.store.db(self.db)
+    }
+
+    /// Records that this attempt created a list at `key` in the selected database.
+    pub fn ready(&mut self, key: &[u8]) {
+        self.ready.push((self.db, Arc::from(key)));
     }
 }
 
