@@ -51,6 +51,7 @@ pub fn set_policy(policy: Policy) {
 }
 
 /// The process-wide contention policy.
+#[inline]
 pub fn policy() -> Policy {
     // Relaxed: see `set_policy`.
     Policy { serial_after: SERIAL_AFTER.load(Ordering::Relaxed) as u32 }

@@ -8,6 +8,7 @@
 
 pub(crate) use crossbeam_epoch::{Guard, LocalHandle};
 
+use crate::recycle::{free_blocks, Disposal};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Registers the calling thread with the global collector; kept in the thread's context so
@@ -76,10 +77,7 @@ pub(crate) unsafe fn retire_box<T: Send>(guard: &Guard, ptr: *mut T) {
     }
 }
 
-/// Drops a retired value once it is safe.
-pub(crate) type DropFn = unsafe fn(*mut ());
-
-pub(crate) type Batch = Vec<(SendPtr<()>, DropFn)>;
+pub(crate) type Batch = Vec<(SendPtr<()>, Disposal)>;
 
 const BATCH: usize = 16;
 
@@ -121,17 +119,17 @@ impl Default for Garbage {
 }
 
 impl Garbage {
-    /// Retires `ptr` (to be dropped with `drop_fn`) once no thread pinned now holds it.
+    /// Retires `ptr` (to be given back by `disposal`) once no thread pinned now holds it.
     ///
     /// Sealing a batch later than its first value was retired is safe: the grace period then
     /// starts later and covers every thread that could have read the value before it was
     /// unlinked (INV-RECLAIM).
     #[inline]
-    pub(crate) fn retire(&mut self, guard: &Guard, ptr: *mut (), drop_fn: DropFn) {
+    pub(crate) fn retire(&mut self, guard: &Guard, ptr: *mut (), disposal: Disposal) {
         if self.current.capacity() == 0 {
             self.current = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
         }
-        self.current.push((SendPtr(ptr), drop_fn));
+        self.current.push((SendPtr(ptr), disposal));
         if self.current.len() >= BATCH {
             self.seal(guard);
         }
@@ -193,15 +191,33 @@ impl Garbage {
 
 /// Frees the values of `ready` (batches from `Garbage::take_safe`) and returns the emptied
 /// buffers for `Garbage::give_back`.
+///
+/// A batch of bare blocks of one size class (values without drop glue, the common case) goes
+/// back to the pool in one step; otherwise each value is disposed of in turn.
 pub(crate) fn free_batches(mut ready: Vec<Batch>) -> Vec<Batch> {
     for batch in ready.iter_mut() {
-        for (ptr, drop_fn) in batch.drain(..) {
-            // SAFETY: the value was unlinked from its TVar before it was retired and is retired
-            // once (INV-PUBLISHED); its batch's grace period is over (a later batch's being
-            // over implies it: epochs only grow), so no thread can still hold it
-            // (INV-RECLAIM). `drop_fn` is the destructor made for its type (INV-HEADER).
-            unsafe { drop_fn(ptr.into_raw()) };
+        let uniform = match batch.first() {
+            Some((_, Disposal::Block(class))) => batch
+                .iter()
+                .all(|(_, d)| matches!(d, Disposal::Block(c) if c == class))
+                .then_some(*class),
+            _ => None,
+        };
+        match uniform {
+            // SAFETY: the values were unlinked from their TVars before they were retired, and
+            // are retired once (INV-PUBLISHED); the batch's grace period is over (a later
+            // batch's being over implies it: epochs only grow), so no thread can still hold
+            // them (INV-RECLAIM). Each is a block of `class` whose value needs no drop
+            // (`Disposal::of`, INV-HEADER).
+            Some(class) => unsafe { free_blocks(class, batch.iter().map(|(p, _)| p.0)) },
+            None => {
+                for (ptr, disposal) in batch.iter() {
+                    // SAFETY: as above; `disposal` was made for the value's type (INV-HEADER).
+                    unsafe { disposal.dispose(ptr.0) };
+                }
+            }
         }
+        batch.clear();
     }
     ready
 }
@@ -219,12 +235,12 @@ impl Drop for Garbage {
         let guard = pin();
         // SAFETY: each pointer was unlinked before it was retired, and is retired once
         // (INV-PUBLISHED); the closure runs after every thread pinned now has unpinned, every
-        // earlier reader included (INV-RECLAIM); values are `Send` (TVar's bounds) and each
-        // `drop_fn` is the destructor made for its value's type (INV-HEADER).
+        // earlier reader included (INV-RECLAIM); values are `Send` (TVar's bounds) and
+        // each disposal was made for its value's type (INV-HEADER).
         unsafe {
             guard.defer_unchecked(move || {
-                for (ptr, drop_fn) in rest {
-                    drop_fn(ptr.into_raw());
+                for (ptr, disposal) in rest {
+                    disposal.dispose(ptr.into_raw());
                 }
             });
         }

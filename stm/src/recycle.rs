@@ -60,8 +60,85 @@ crate::sync::thread_local_state! {
     static POOL: UnsafeCell<Pool> = UnsafeCell::new(Pool::default());
 }
 
-/// Moves `value` into a box from the pool (or the allocator) and returns it.
+/// How a value box made by [`boxed`] is given back, whatever its type: a type without drop
+/// glue in a size class only returns its block to the free list (no indirect call, and a
+/// whole batch of them with one borrow of the pool); any other runs `drop_boxed::<T>`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Disposal {
+    /// Nothing to drop: the block goes back to this class's free list.
+    Block(usize),
+    /// `drop_boxed::<T>` for the value's `T`.
+    Drop(unsafe fn(*mut ())),
+}
+
+impl Disposal {
+    /// The disposal of boxes made by `boxed::<T>`.
+    #[inline(always)]
+    pub(crate) fn of<T>() -> Self {
+        match class_of(Layout::new::<T>()) {
+            Some(class) if !std::mem::needs_drop::<T>() => Disposal::Block(class),
+            _ => Disposal::Drop(drop_erased::<T>),
+        }
+    }
+
+    /// Drops the value in `ptr` (if it has drop glue) and recycles or frees its box.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `boxed::<T>` for the `T` this disposal was made for
+    /// (`Disposal::of::<T>`), holds a live `T`, and nobody else uses it (now or later).
+    #[inline]
+    pub(crate) unsafe fn dispose(self, ptr: *mut ()) {
+        match self {
+            Disposal::Block(class) => {
+                // SAFETY: per the contract, `ptr` is a block of `class` (INV-RECYCLE) whose
+                // value needs no drop, owned by us.
+                unsafe { free_blocks(class, std::iter::once(ptr)) };
+            }
+            // SAFETY: per the contract, `f` is `drop_erased::<T>` for the box's `T`.
+            Disposal::Drop(f) => unsafe { f(ptr) },
+        }
+    }
+}
+
+/// `drop_boxed` behind a type-erased pointer.
+///
+/// # Safety
+///
+/// As `drop_boxed::<T>`.
+unsafe fn drop_erased<T>(ptr: *mut ()) {
+    // SAFETY: forwarded contract.
+    unsafe { drop_boxed(ptr.cast::<T>()) };
+}
+
+/// Gives blocks of `class` back to the free list (or the allocator, past `KEEP`), with one
+/// borrow of the pool for all of them.
+///
+/// # Safety
+///
+/// Each pointer is a block of `class` from `boxed`, whose value was dropped or needs no drop,
+/// owned by the caller and used by nobody (now or later).
 #[inline]
+pub(crate) unsafe fn free_blocks(class: usize, blocks: impl ExactSizeIterator<Item = *mut ()>) {
+    let mut blocks = blocks.map(|b| {
+        // SAFETY: blocks from `boxed` are non-null.
+        unsafe { NonNull::new_unchecked(b.cast::<u8>()) }
+    });
+    let _ = POOL.try_with(|pool| {
+        // SAFETY: as in `boxed`: no code that could reach the pool runs while it is borrowed
+        // (INV-RECYCLE); the iterator only converts pointers.
+        let list = &mut unsafe { &mut *pool.get() }.free[class];
+        let room = KEEP.saturating_sub(list.len());
+        list.extend(blocks.by_ref().take(room));
+    });
+    for block in blocks {
+        // SAFETY: per the contract, allocated with `class_layout(class)` (INV-RECYCLE).
+        unsafe { dealloc(block.as_ptr(), class_layout(class)) };
+    }
+}
+
+/// Moves `value` into a box from the pool (or the allocator) and returns it.
+#[inline(always)]
 pub(crate) fn boxed<T>(value: T) -> *mut T {
     let Some(class) = class_of(Layout::new::<T>()) else {
         return Box::into_raw(Box::new(value));
@@ -160,5 +237,28 @@ mod tests {
         let big = boxed([1_u64; 32]);
         // SAFETY: as above.
         unsafe { drop_boxed(big) };
+    }
+
+    #[test]
+    fn disposals_recycle_bare_blocks_and_drop_the_rest() {
+        use std::rc::Rc;
+        assert!(matches!(Disposal::of::<u64>(), Disposal::Block(0)));
+        assert!(matches!(Disposal::of::<[u64; 8]>(), Disposal::Block(3)));
+        assert!(matches!(Disposal::of::<[u64; 9]>(), Disposal::Drop(_)));
+        assert!(matches!(Disposal::of::<Rc<()>>(), Disposal::Drop(_)));
+        let counter = Rc::new(());
+        let p = boxed(Rc::clone(&counter));
+        // SAFETY: `p` came from `boxed::<Rc<()>>` and is used by nobody else.
+        unsafe { Disposal::of::<Rc<()>>().dispose(p.cast()) };
+        assert_eq!(Rc::strong_count(&counter), 1);
+        // More blocks than the free list keeps: the rest go back to the allocator.
+        let blocks: Vec<*mut ()> = (0..KEEP as u64 + 3).map(|i| boxed(i).cast()).collect();
+        // SAFETY: blocks of class 0 from `boxed::<u64>`, owned here and used by nobody else.
+        unsafe { free_blocks(0, blocks.into_iter()) };
+        let q = boxed(7_u64);
+        // SAFETY: as above.
+        assert_eq!(unsafe { *q }, 7);
+        // SAFETY: `q` came from `boxed::<u64>` and is used by nobody else.
+        unsafe { Disposal::of::<u64>().dispose(q.cast()) };
     }
 }

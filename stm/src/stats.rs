@@ -217,6 +217,7 @@ fn bump(c: &AtomicU64) {
 }
 
 impl Counters {
+    #[inline]
     pub(crate) fn commit(&self, read_only: bool) {
         bump(&self.commits);
         if read_only {

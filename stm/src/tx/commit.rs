@@ -114,7 +114,7 @@ impl TxState {
                 // Woken once the commit is over and no borrow is held (INV-LOGS).
                 self.to_wake.push(e.header);
             }
-            self.garbage.retire(guard, old, e.drop_value);
+            self.garbage.retire(guard, old, e.disposal);
         }
         self.writes.clear_published();
         self.release_held();

@@ -19,7 +19,7 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use crossbeam_utils::CachePadded;
 
 use self::read_set::{ReadEntry, ReadSet};
-use self::write_set::{DropFn, Superseded, WriteEntry, WriteSet};
+use self::write_set::{Disposal, Superseded, WriteEntry, WriteSet};
 use crate::clock::CLOCK;
 use crate::contention::lock_patience;
 use crate::error::{Control, Kind, Stm, StmError};
@@ -89,7 +89,7 @@ pub(crate) struct TxState {
     garbage: reclaim::Garbage,
     /// Pending values to drop once no borrow of the state is held (their destructors are
     /// user code, which may start a transaction: INV-LOGS).
-    doomed: Vec<(*mut (), DropFn)>,
+    doomed: Vec<(*mut (), Disposal)>,
     /// TVars whose waiters a commit must wake once its borrow of the state ends.
     to_wake: Vec<*const Header>,
 }
@@ -109,6 +109,14 @@ pub(crate) struct TxInner {
 
 thread_local_state! {
     static CONTEXT: TxInner = TxInner::new();
+}
+
+/// An attempt began while the previous one was still pinned: a bug in this crate.
+#[cold]
+#[inline(never)]
+fn unreachable_pinned(stale: Guard) -> ! {
+    drop(stale);
+    unreachable!("an attempt began before the previous one ended")
 }
 
 /// Runs `f` with the calling thread's transaction context, or with a temporary one while
@@ -207,7 +215,7 @@ impl TxInner {
     }
 
     /// Starts an attempt: pins, takes a snapshot, and clears the logs.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn begin(&self, serial: bool, conflicts: u32) {
         self.busy.set(true);
         // Pin before borrowing the state: pinning may run the collector, which may drop a
@@ -215,8 +223,10 @@ impl TxInner {
         let guard = self.handle.pin();
         // SAFETY: the owning thread, between attempts; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
-        debug_assert!(st.guard.is_none() && st.reads.is_empty() && st.writes.is_empty());
-        st.guard = Some(guard);
+        debug_assert!(st.reads.is_empty() && st.writes.is_empty());
+        if let Some(stale) = st.guard.replace(guard) {
+            unreachable_pinned(stale);
+        }
         st.rv = CLOCK.now();
         if st.unusual {
             // Only set on unusual attempts; `depth` is back at 0 after every attempt.
@@ -264,10 +274,10 @@ impl TxInner {
         for &header in &to_wake {
             crate::wait::wake_all(header);
         }
-        for (ptr, drop_fn) in doomed.drain(..) {
+        for (ptr, disposal) in doomed.drain(..) {
             // SAFETY: the attempt that owned the value has ended, so no reference into it is
             // alive (INV-PENDING); it was moved here exactly once.
-            unsafe { drop_fn(ptr) };
+            unsafe { disposal.dispose(ptr) };
         }
         to_wake.clear();
         let ready = {
@@ -288,8 +298,28 @@ impl TxInner {
 
     /// Commits the attempt and returns whether it was read-only. The logs are cleared and
     /// the thread unpinned on success; on error the caller calls `discard`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn commit(&self) -> Result<bool, Conflict> {
+        // SAFETY: the owning thread, after the body returned; no user code runs (INV-LOGS).
+        let st = unsafe { self.state() };
+        if !st.unusual && st.writes.is_empty() && st.superseded.is_empty() && st.doomed.is_empty() {
+            // The common read-only attempt: every read was validated against one snapshot as
+            // it was made (INV-OPACITY), so there is nothing to lock, publish or check, and
+            // it replaced and dropped nothing.
+            st.reads.clear();
+            st.depth = 0;
+            st.committed = true;
+            let guard = st.guard.take();
+            drop(guard);
+            self.busy.set(false);
+            return Ok(true);
+        }
+        self.commit_general()
+    }
+
+    /// `commit` for attempts that wrote, or are serial, poisoned, or left values to drop.
+    #[inline(never)]
+    fn commit_general(&self) -> Result<bool, Conflict> {
         // SAFETY: the owning thread, after the body returned; no user code runs (INV-LOGS).
         let st = unsafe { self.state() };
         if st.unusual {
@@ -302,24 +332,19 @@ impl TxInner {
             // Every read was validated against one snapshot as it was made (INV-OPACITY):
             // nothing to lock, publish or check.
             st.reads.clear();
-            st.depth = 0;
-            if !st.superseded.is_empty() {
-                st.superseded_clear();
-            }
         } else {
             st.commit()?;
-            st.clear_logs();
+            // `commit` emptied the write set and released serial locks.
+            st.reads.clear();
+        }
+        st.depth = 0;
+        if !st.superseded.is_empty() {
+            st.superseded_clear();
         }
         let guard = st.guard.take();
         st.committed = true;
-        let nothing_left = read_only && st.doomed.is_empty();
         drop(guard);
-        if nothing_left {
-            // A read-only attempt replaced nothing and dropped nothing.
-            self.busy.set(false);
-        } else {
-            self.after_attempt();
-        }
+        self.after_attempt();
         Ok(read_only)
     }
 
@@ -475,7 +500,7 @@ impl TxInner {
             if old.index < mark.writes {
                 st.writes.restore(old, &mut st.doomed);
             } else {
-                st.doomed.push((old.value, old.drop_value));
+                st.doomed.push((old.value, old.disposal));
             }
         }
         st.writes.truncate(mark.writes, &mut st.doomed);
@@ -537,8 +562,12 @@ impl Drop for TxInner {
 impl TxState {
     fn clear_logs(&mut self) {
         self.reads.clear();
-        self.writes.clear(&mut self.doomed);
-        self.superseded_clear();
+        if !self.writes.is_empty() {
+            self.writes.clear(&mut self.doomed);
+        }
+        if !self.superseded.is_empty() {
+            self.superseded_clear();
+        }
         if !self.held.is_empty() {
             self.held.clear();
         }
@@ -548,7 +577,7 @@ impl TxState {
     /// Moves the superseded values to `doomed` (dropped once no borrow is held).
     fn superseded_clear(&mut self) {
         let doomed = &mut self.doomed;
-        doomed.extend(self.superseded.drain(..).map(|s| (s.value, s.drop_value)));
+        doomed.extend(self.superseded.drain(..).map(|s| (s.value, s.disposal)));
     }
 
     /// Serial mode: unlocks every TVar locked for reading and not published.
@@ -627,12 +656,6 @@ pub(crate) unsafe fn value_slot<'a>(header: *const Header) -> &'a AtomicPtr<()> 
     // field's offset does not depend on `T`, and `AtomicPtr<T>` has the layout of
     // `AtomicPtr<()>` for every sized `T` (INV-HEADER). The core is alive per the contract.
     unsafe { &(*header.cast::<Core<()>>()).value }
-}
-
-unsafe fn drop_value<T>(value: *mut ()) {
-    // SAFETY: the caller owns `value`, a box made by `recycle::boxed::<T>` in
-    // `Transaction::write::<T>` or `TVar::new` (INV-PENDING, INV-PUBLISHED).
-    unsafe { crate::recycle::drop_boxed(value.cast::<T>()) };
 }
 
 impl<'a> Transaction<'a> {
@@ -737,6 +760,7 @@ impl<'a> Transaction<'a> {
     ///
     /// Returns an [`StmError`] if the attempt has already conflicted.
     #[track_caller]
+    #[inline(always)]
     pub fn write<T: Send + Sync + 'static>(&mut self, var: &TVar<T>, value: T) -> Stm<()> {
         let site = Location::caller();
         // SAFETY: the owning thread; no user code runs while borrowed (INV-LOGS).
@@ -747,7 +771,7 @@ impl<'a> Transaction<'a> {
         let entry = WriteEntry {
             header: var.header(),
             value: crate::recycle::boxed(value).cast::<()>(),
-            drop_value: drop_value::<T>,
+            disposal: Disposal::of::<T>(),
             site,
             locked: false,
             waiters: false,
@@ -758,7 +782,7 @@ impl<'a> Transaction<'a> {
                 // there is no other handle (INV-PENDING): drop it now, with no borrow held
                 // (its destructor is user code, INV-LOGS): `st` is not used past this point.
                 // SAFETY: the write set gave us `old`, owned and unreferenced (above).
-                unsafe { (old.drop_value)(old.value) };
+                unsafe { old.disposal.dispose(old.value) };
             } else {
                 st.superseded.push(old);
             }
@@ -772,6 +796,7 @@ impl<'a> Transaction<'a> {
     ///
     /// As [`read`](Self::read).
     #[track_caller]
+    #[inline(always)]
     pub fn modify<T: Send + Sync + 'static>(
         &mut self,
         var: &TVar<T>,

@@ -11,8 +11,7 @@ use crate::tvar::Header;
 
 const LINEAR_MAX: usize = 16;
 
-/// Drops a value of the TVar's type (a pending one never published, or a retired one).
-pub(crate) type DropFn = unsafe fn(*mut ());
+pub(crate) use crate::recycle::Disposal;
 
 /// One pending write.
 #[derive(Debug)]
@@ -21,7 +20,7 @@ pub(crate) struct WriteEntry {
     pub(crate) header: *const Header,
     /// The new value: a `Box<T>` for the TVar's `T`, owned by this entry (INV-PENDING).
     pub(crate) value: *mut (),
-    pub(crate) drop_value: DropFn,
+    pub(crate) disposal: Disposal,
     /// Where it was (last) written, for conflict attribution.
     pub(crate) site: &'static Location<'static>,
     /// Whether commit holds this TVar's lock now.
@@ -37,7 +36,7 @@ pub(crate) struct WriteEntry {
 pub(crate) struct Superseded {
     pub(crate) index: usize,
     pub(crate) value: *mut (),
-    pub(crate) drop_value: DropFn,
+    pub(crate) disposal: Disposal,
 }
 
 /// The write set of one attempt.
@@ -64,9 +63,10 @@ impl WriteSet {
     }
 
     /// Whether `header` may have an entry (false: it certainly has none).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn may_contain(&self, header: *const Header) -> bool {
-        self.bloom & bloom_bit(header) != 0
+        // An empty set (every read-only transaction) skips hashing the address.
+        self.bloom != 0 && self.bloom & bloom_bit(header) != 0
     }
 
     /// The position of `header`'s entry.
@@ -104,7 +104,7 @@ impl WriteSet {
             let e = &mut self.entries[i];
             let old = std::mem::replace(&mut e.value, entry.value);
             e.site = entry.site;
-            return Some(Superseded { index: i, value: old, drop_value: entry.drop_value });
+            return Some(Superseded { index: i, value: old, disposal: entry.disposal });
         }
         self.bloom |= bloom_bit(entry.header);
         let i = self.entries.len();
@@ -120,21 +120,21 @@ impl WriteSet {
 
     /// Puts a superseded value back (rollback of a branch) and hands over the value that
     /// replaced it, to be dropped when the attempt ends (INV-PENDING).
-    pub(crate) fn restore(&mut self, old: Superseded, doomed: &mut Vec<(*mut (), DropFn)>) {
+    pub(crate) fn restore(&mut self, old: Superseded, doomed: &mut Vec<(*mut (), Disposal)>) {
         let e = &mut self.entries[old.index];
         let newer = std::mem::replace(&mut e.value, old.value);
-        doomed.push((newer, e.drop_value));
+        doomed.push((newer, e.disposal));
     }
 
     /// Removes every entry from `len` on and moves their pending values to `doomed`, to be
     /// dropped once no borrow of the logs is held (INV-PENDING, INV-LOGS).
-    pub(crate) fn truncate(&mut self, len: usize, doomed: &mut Vec<(*mut (), DropFn)>) {
+    pub(crate) fn truncate(&mut self, len: usize, doomed: &mut Vec<(*mut (), Disposal)>) {
         if len >= self.entries.len() {
             return;
         }
         for e in self.entries.drain(len..) {
             if !e.value.is_null() {
-                doomed.push((e.value, e.drop_value));
+                doomed.push((e.value, e.disposal));
             }
         }
         self.bloom = self.entries.iter().fold(0, |b, e| b | bloom_bit(e.header));
@@ -144,7 +144,7 @@ impl WriteSet {
         }
     }
 
-    pub(crate) fn clear(&mut self, doomed: &mut Vec<(*mut (), DropFn)>) {
+    pub(crate) fn clear(&mut self, doomed: &mut Vec<(*mut (), Disposal)>) {
         self.truncate(0, doomed);
     }
 
