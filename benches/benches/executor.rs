@@ -6,15 +6,17 @@
 //!   (detached, counting completions) on the executor, against rayon-core's `spawn` of a
 //!   closure that runs the blocking `atomically` on a pool of the same size.
 //! - `for_each_tx`: 100,000 transfers between random accounts of 1024 (the W4 mix) through
-//!   `for_each_tx` on 2 workers, against the same transfers split between 2 plain threads.
+//!   `for_each_tx` on 2 workers, against the same transfers split between 2 long-lived plain
+//!   threads that are handed their half of each batch through a channel.
 //! - `contention`: 10,000 increments of one TVar spawned by `spawn_tx` on 2 workers (every
 //!   pair conflicts), backing off in place (the default) or yielding the worker after 1 or
 //!   4 conflicts (`Builder::yield_after_conflicts`).
 //! - `ping_pong`: two tasks hand a ball through one TVar, each waiting by `retry`; the
 //!   executor's wake-to-resume histogram is printed at the end (stderr).
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -141,6 +143,9 @@ fn contention(c: &mut Criterion) {
 
 type Transfer = (usize, usize, i64);
 
+/// One thread's share of a batch: the batch and the range of it to run.
+type Share = (Arc<Vec<Transfer>>, Range<usize>);
+
 fn transfers() -> Vec<Transfer> {
     let mut rng = XorShift::new(7);
     (0..TRANSFERS)
@@ -158,23 +163,71 @@ fn transfer(accounts: &[TVar<i64>], &(from, to, amount): &Transfer) {
     });
 }
 
+/// The baseline of `for_each_tx`: long-lived plain threads (like the executor's workers),
+/// each handed its share of every batch through a channel and answering when done. Each
+/// batch thus pays a wakeup per thread, as `for_each_tx` does, and the threads keep their
+/// STM state warm between batches.
+struct PlainThreads {
+    jobs: Vec<mpsc::Sender<Share>>,
+    done: mpsc::Receiver<()>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl PlainThreads {
+    fn start(n: usize, accounts: &Arc<Vec<TVar<i64>>>) -> PlainThreads {
+        let (done_tx, done) = mpsc::channel();
+        let mut jobs = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..n {
+            let (job_tx, job_rx) = mpsc::channel::<Share>();
+            let (accounts, done_tx) = (Arc::clone(accounts), done_tx.clone());
+            threads.push(thread::spawn(move || {
+                for (items, range) in job_rx {
+                    items[range].iter().for_each(|t| transfer(&accounts, t));
+                    done_tx.send(()).expect("the benchmark waits for every share");
+                }
+            }));
+            jobs.push(job_tx);
+        }
+        PlainThreads { jobs, done, threads }
+    }
+
+    /// Runs `items` split evenly between the threads and waits for all of them.
+    fn run(&self, items: &Arc<Vec<Transfer>>) {
+        let n = self.jobs.len();
+        let share = items.len().div_ceil(n);
+        for (i, job) in self.jobs.iter().enumerate() {
+            let range = (i * share).min(items.len())..((i + 1) * share).min(items.len());
+            job.send((Arc::clone(items), range)).expect("the threads live as long as the pool");
+        }
+        for _ in 0..n {
+            self.done.recv().expect("every thread answers");
+        }
+    }
+}
+
+impl Drop for PlainThreads {
+    fn drop(&mut self) {
+        self.jobs.clear();
+        for t in self.threads.drain(..) {
+            t.join().expect("a transfer thread panicked");
+        }
+    }
+}
+
 fn for_each_tx(c: &mut Criterion) {
     let ex = Executor::builder().threads(2).build().unwrap();
     let accounts: Arc<Vec<TVar<i64>>> = Arc::new((0..ACCOUNTS).map(|_| TVar::new(1000)).collect());
     let items = transfers();
     let mut g = c.benchmark_group("for_each_tx");
     g.throughput(Throughput::Elements(TRANSFERS as u64));
+    let items = Arc::new(items);
+    let pool = PlainThreads::start(2, &accounts);
     g.bench_function("plain_threads_2", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let (left, right) = items.split_at(TRANSFERS / 2);
-                thread::scope(|s| {
-                    for half in [left, right] {
-                        let accounts = &accounts;
-                        s.spawn(move || half.iter().for_each(|t| transfer(accounts, t)));
-                    }
-                });
+                pool.run(&items);
             }
             start.elapsed()
         })
@@ -183,7 +236,7 @@ fn for_each_tx(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let batch = items.clone();
+                let batch = Vec::clone(&items);
                 let accounts = accounts.clone();
                 let start = Instant::now();
                 ex.for_each_tx(batch, move |&(from, to, amount), tx| {
@@ -196,6 +249,7 @@ fn for_each_tx(c: &mut Criterion) {
         })
     });
     g.finish();
+    drop(pool);
     let total: i64 = atomically(|tx| accounts.iter().map(|a| tx.get(a)).sum());
     assert_eq!(total, 1000 * ACCOUNTS as i64, "transfers conserve the total");
 }

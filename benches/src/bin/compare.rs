@@ -11,6 +11,15 @@
 //! cargo run --release -p concord-benches --bin compare -- --workloads queue --workers 1,2,4
 //! ```
 //!
+//! With the feature `mpi`, the contender `mpi` runs the same shard workers as MPI ranks:
+//! start the runner with `mpirun`, one rank per worker plus rank 0, which runs the runner
+//! (see `benches/README.md` for several machines):
+//!
+//! ```sh
+//! cargo build --release -p concord-benches --features mpi --bin compare
+//! mpirun -np 3 --bind-to none --oversubscribe target/release/compare --smoke --contenders mpi
+//! ```
+//!
 //! Every case checks its result (money conserved, no increment lost); a failed check stops
 //! the run with a non-zero exit.
 
@@ -39,7 +48,8 @@ struct Args {
     /// Where to write results.json, results.csv, the charts and report.md.
     #[arg(long, default_value = "target/compare")]
     out: PathBuf,
-    /// Only these contenders (comma-separated names, as in the table).
+    /// Only these contenders (comma-separated names, as in the table). `mpi` runs only under
+    /// `mpirun`, in a build with the feature `mpi`.
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
     /// Only these workloads (comma-separated: bank, dict, counter, queue).
@@ -71,7 +81,7 @@ fn main() -> ExitCode {
         Profile::Quick
     };
     let contenders: Vec<Contender> = if args.contenders.is_empty() {
-        Contender::ALL.to_vec()
+        Contender::DEFAULT.to_vec()
     } else {
         let mut chosen = Vec::new();
         for name in &args.contenders {
@@ -114,7 +124,29 @@ fn main() -> ExitCode {
             case.duration = Duration::from_secs_f64(seconds);
         }
     }
+    // Under mpirun, ranks other than 0 serve the mpi cases in there, then exit.
+    let cluster = match mpi::start(&cases) {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(cluster) = &cluster {
+        let most = cluster.max_workers();
+        let before = cases.len();
+        cases.retain(|c| c.contender != Contender::Mpi || c.workers <= most);
+        if cases.len() < before {
+            println!(
+                "mpi: {} ranks, so at most {most} workers: skipping {} mpi cases with more \
+                 (mpirun -np N runs up to N - 1)",
+                most + 1,
+                before - cases.len()
+            );
+        }
+    }
     if let Err(e) = std::fs::create_dir_all(&args.out) {
+        mpi::finish(&cluster);
         eprintln!("cannot create {}: {e}", args.out.display());
         return ExitCode::FAILURE;
     }
@@ -138,7 +170,11 @@ fn main() -> ExitCode {
             "{} / {} / {} workers",
             case.workload, case.contender, case.workers
         ));
-        match run_case_in_child(case) {
+        let result = match &cluster {
+            Some(cluster) if case.contender == Contender::Mpi => mpi::run(cluster, case),
+            _ => run_case_in_child(case),
+        };
+        match result {
             Ok(record) => records.push(record),
             Err(e) => {
                 bar.abandon();
@@ -146,12 +182,14 @@ fn main() -> ExitCode {
                     "CORRECTNESS CHECK FAILED: {} on {} with {} workers: {e}",
                     case.workload, case.contender, case.workers
                 );
+                mpi::abort(&cluster);
                 return ExitCode::FAILURE;
             }
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    mpi::finish(&cluster);
 
     print!("{}", output::table(&records));
     let info = RunInfo {
@@ -229,4 +267,140 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Starting the `mpi` contender under `mpirun`, or explaining how to.
+#[cfg(feature = "mpi")]
+mod mpi {
+    use concord_benches::compare::shards::mpi::{launcher_rank, Cluster};
+    use concord_benches::compare::{Case, Contender, Record};
+
+    /// Joins the MPI job if the `mpi` contender has cases; ranks other than 0 serve them
+    /// here and exit. Returns the cluster in rank 0, `None` without MPI.
+    pub(crate) fn start(cases: &[Case]) -> Result<Option<Cluster>, String> {
+        let wanted = cases.iter().filter(|c| c.contender == Contender::Mpi).map(|c| c.workers);
+        let Some(most) = wanted.max() else {
+            return match launcher_rank() {
+                Some(rank) if rank > 0 => Err(format!(
+                    "rank {rank}: started by mpirun, but only the mpi contender uses the other \
+                     ranks and it has no cases here"
+                )),
+                _ => Ok(None),
+            };
+        };
+        if launcher_rank().is_none() {
+            return Err(super::mpirun_hint(most, "the mpi contender runs under mpirun"));
+        }
+        let cluster = Cluster::join()?;
+        if cluster.rank() > 0 {
+            cluster.serve()?;
+            drop(cluster); // finalizes MPI
+            std::process::exit(0);
+        }
+        println!(
+            "mpi: rank 0 of {} on {}; mpi cases run on ranks 1 to {}",
+            cluster.max_workers() + 1,
+            cluster.host(),
+            cluster.max_workers()
+        );
+        let usable = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let online = std::fs::read_to_string("/proc/cpuinfo")
+            .map_or(0, |s| s.lines().filter(|l| l.starts_with("processor")).count());
+        if usable < online {
+            println!(
+                "mpi: warning: this rank may use {usable} of the {online} cores (mpirun binds \
+                 ranks to cores when there are no more ranks than cores); the other contenders' \
+                 cases, which run in its child processes, are bound too: start with \
+                 mpirun --bind-to none"
+            );
+        }
+        Ok(Some(cluster))
+    }
+
+    /// Runs an mpi case (rank 0).
+    pub(crate) fn run(cluster: &Cluster, case: &Case) -> Result<Record, String> {
+        cluster.run(case).map(|outcome| Record::new(case, &outcome))
+    }
+
+    /// Ends the whole job after a failure (rank 0).
+    pub(crate) fn abort(cluster: &Option<Cluster>) {
+        if let Some(cluster) = cluster {
+            cluster.abort(1);
+        }
+    }
+
+    /// Releases the other ranks: no more cases.
+    pub(crate) fn finish(cluster: &Option<Cluster>) {
+        if let Some(cluster) = cluster {
+            cluster.finish();
+        }
+    }
+}
+
+/// Without the feature `mpi`: the `mpi` contender is refused with the commands to use.
+#[cfg(not(feature = "mpi"))]
+mod mpi {
+    use concord_benches::compare::{Case, Contender, Record};
+
+    /// No cluster without the feature.
+    pub(crate) enum Cluster {}
+
+    impl Cluster {
+        pub(crate) fn max_workers(&self) -> usize {
+            match *self {}
+        }
+    }
+
+    pub(crate) fn start(cases: &[Case]) -> Result<Option<Cluster>, String> {
+        let wanted = cases.iter().filter(|c| c.contender == Contender::Mpi).map(|c| c.workers);
+        match wanted.max() {
+            None => Ok(None),
+            Some(most) => Err(format!(
+                "this compare was built without the feature mpi; build it with\n  \
+                 cargo build --release -p concord-benches --features mpi --bin compare\n\
+                 (needs an MPI library, libclang and pkg-config: on Debian, apt-get install \
+                 libopenmpi-dev openmpi-bin libclang-dev pkg-config), then\n{}",
+                super::mpirun_hint(most, "the mpi contender runs under mpirun")
+            )),
+        }
+    }
+
+    pub(crate) fn run(cluster: &Cluster, _case: &Case) -> Result<Record, String> {
+        match *cluster {}
+    }
+
+    pub(crate) fn abort(_cluster: &Option<Cluster>) {}
+
+    pub(crate) fn finish(_cluster: &Option<Cluster>) {}
+}
+
+/// `why`, and the `mpirun` command that runs this very command line with enough ranks for
+/// `workers` workers.
+fn mpirun_hint(workers: usize, why: &str) -> String {
+    let exe =
+        std::env::current_exe().map_or_else(|_| "compare".to_owned(), |p| p.display().to_string());
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.strip_prefix("Uid:").and_then(|u| u.split_whitespace().next()) == Some("0"))
+    });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ranks = workers + 1;
+    let oversubscribe = if ranks > cores { " --oversubscribe" } else { "" };
+    let as_root = if root { " --allow-run-as-root" } else { "" };
+    format!(
+        "{why}, one rank per worker plus rank 0 ({workers} workers: {ranks} ranks):\n  \
+         mpirun -np {ranks} --bind-to none{oversubscribe}{as_root} {} {}",
+        shell_quote(&exe),
+        args.join(" ")
+    )
+}
+
+/// `s`, quoted for a POSIX shell if it needs it.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:+".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

@@ -92,11 +92,27 @@ pub enum Contender {
     ProcessesRing,
     /// The same worker processes over Unix sockets.
     ProcessesSocket,
+    /// The same workers as MPI ranks started by `mpirun`, over MPI point-to-point messages
+    /// (feature `mpi`; on one machine or several).
+    Mpi,
 }
 
 impl Contender {
     /// Every contender, in table order.
-    pub const ALL: [Contender; 7] = [
+    pub const ALL: [Contender; 8] = [
+        Contender::ConcordExecutor,
+        Contender::ConcordThreads,
+        Contender::GlobalMutex,
+        Contender::FineLocks,
+        Contender::RustStm,
+        Contender::ProcessesRing,
+        Contender::ProcessesSocket,
+        Contender::Mpi,
+    ];
+
+    /// The contenders the runner runs when none are named: all but [`Mpi`](Self::Mpi),
+    /// which needs the feature `mpi` and `mpirun`.
+    pub const DEFAULT: [Contender; 7] = [
         Contender::ConcordExecutor,
         Contender::ConcordThreads,
         Contender::GlobalMutex,
@@ -116,6 +132,7 @@ impl Contender {
             Contender::RustStm => "rust_stm",
             Contender::ProcessesRing => "processes_ring",
             Contender::ProcessesSocket => "processes_socket",
+            Contender::Mpi => "mpi",
         }
     }
 
@@ -138,8 +155,9 @@ impl Contender {
             Contender::RustStm => Guarantee::StrictlySerializable,
             // Bank: strict two-phase locking over messages, locks taken in shard order (see
             // `shards::bank`); dict, counter, queue: one owner applies every operation on a
-            // key, the counter or the queue, in arrival order (linearizable).
-            Contender::ProcessesRing | Contender::ProcessesSocket => {
+            // key, the counter or the queue, in arrival order (linearizable). The same
+            // protocol over MPI.
+            Contender::ProcessesRing | Contender::ProcessesSocket | Contender::Mpi => {
                 Guarantee::StrictlySerializable
             }
         }

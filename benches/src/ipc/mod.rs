@@ -14,7 +14,10 @@
 //!   channel per ordered pair of processes (workers and the coordinator), passing the
 //!   memfd or the sockets to the children, shutdown, and resident memory per process.
 //!
-//! Both transports implement [`Tx`] and [`Rx`], so protocol code can be written once.
+//! - `mpi` (feature `mpi`): the same interface over MPI point-to-point messages, between
+//!   processes started by `mpirun`, on one machine or several.
+//!
+//! Every transport implements [`Tx`] and [`Rx`], so protocol code can be written once.
 //! `benches/DESIGN.md` numbers the invariants the `unsafe` code and the atomics rely on.
 //!
 //! # Example
@@ -40,6 +43,8 @@ use std::fmt;
 use std::time::Duration;
 
 mod futex;
+#[cfg(all(feature = "mpi", not(loom)))]
+pub mod mpi;
 #[cfg(not(loom))]
 pub mod process;
 pub mod ring;

@@ -81,6 +81,8 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "mpi")]
+use crate::ipc::mpi;
 use crate::ipc::ring::{self, ring_bytes};
 use crate::ipc::socket;
 use crate::ipc::sync::{Arc, AtomicBool, Ordering};
@@ -161,6 +163,9 @@ pub enum MeshSender<const W: usize> {
     Ring(ring::Sender<W>),
     /// A socket.
     Socket(socket::Sender<W>),
+    /// MPI point-to-point messages to one rank (feature `mpi`).
+    #[cfg(feature = "mpi")]
+    Mpi(mpi::Sender<W>),
 }
 
 /// The receiving end of one mesh channel, over either transport.
@@ -170,6 +175,9 @@ pub enum MeshReceiver<const W: usize> {
     Ring(ring::Receiver<W>),
     /// A socket.
     Socket(socket::Receiver<W>),
+    /// MPI point-to-point messages from one rank (feature `mpi`).
+    #[cfg(feature = "mpi")]
+    Mpi(mpi::Receiver<W>),
 }
 
 impl<const W: usize> Tx<W> for MeshSender<W> {
@@ -178,6 +186,8 @@ impl<const W: usize> Tx<W> for MeshSender<W> {
         match self {
             MeshSender::Ring(s) => s.send(msg),
             MeshSender::Socket(s) => s.send(msg),
+            #[cfg(feature = "mpi")]
+            MeshSender::Mpi(s) => s.send(msg),
         }
     }
 
@@ -186,6 +196,8 @@ impl<const W: usize> Tx<W> for MeshSender<W> {
         match self {
             MeshSender::Ring(s) => s.try_send(msg),
             MeshSender::Socket(s) => s.try_send(msg),
+            #[cfg(feature = "mpi")]
+            MeshSender::Mpi(s) => s.try_send(msg),
         }
     }
 
@@ -193,6 +205,8 @@ impl<const W: usize> Tx<W> for MeshSender<W> {
         match self {
             MeshSender::Ring(s) => s.send_timeout(msg, timeout),
             MeshSender::Socket(s) => s.send_timeout(msg, timeout),
+            #[cfg(feature = "mpi")]
+            MeshSender::Mpi(s) => s.send_timeout(msg, timeout),
         }
     }
 
@@ -200,6 +214,8 @@ impl<const W: usize> Tx<W> for MeshSender<W> {
         match self {
             MeshSender::Ring(s) => s.send_batch(msgs),
             MeshSender::Socket(s) => s.send_batch(msgs),
+            #[cfg(feature = "mpi")]
+            MeshSender::Mpi(s) => s.send_batch(msgs),
         }
     }
 }
@@ -210,6 +226,8 @@ impl<const W: usize> Rx<W> for MeshReceiver<W> {
         match self {
             MeshReceiver::Ring(r) => r.recv(),
             MeshReceiver::Socket(r) => r.recv(),
+            #[cfg(feature = "mpi")]
+            MeshReceiver::Mpi(r) => r.recv(),
         }
     }
 
@@ -218,6 +236,8 @@ impl<const W: usize> Rx<W> for MeshReceiver<W> {
         match self {
             MeshReceiver::Ring(r) => r.try_recv(),
             MeshReceiver::Socket(r) => r.try_recv(),
+            #[cfg(feature = "mpi")]
+            MeshReceiver::Mpi(r) => r.try_recv(),
         }
     }
 
@@ -225,6 +245,8 @@ impl<const W: usize> Rx<W> for MeshReceiver<W> {
         match self {
             MeshReceiver::Ring(r) => r.recv_timeout(timeout),
             MeshReceiver::Socket(r) => r.recv_timeout(timeout),
+            #[cfg(feature = "mpi")]
+            MeshReceiver::Mpi(r) => r.recv_timeout(timeout),
         }
     }
 
@@ -233,6 +255,8 @@ impl<const W: usize> Rx<W> for MeshReceiver<W> {
         match self {
             MeshReceiver::Ring(r) => r.recv_batch(max, f),
             MeshReceiver::Socket(r) => r.recv_batch(max, f),
+            #[cfg(feature = "mpi")]
+            MeshReceiver::Mpi(r) => r.recv_batch(max, f),
         }
     }
 }
@@ -309,6 +333,27 @@ impl<const W: usize> Endpoint<W> {
         self.rx[from.index(self.workers)].take().expect("no receiver from that node")
     }
 
+    /// `me`'s ends of a mesh over MPI: `comm` holds the coordinator (rank 0) and the
+    /// `workers` workers (ranks 1 to `workers`), started by `mpirun` rather than spawned
+    /// ([`ipc::mpi`](crate::ipc::mpi)).
+    ///
+    /// # Panics
+    ///
+    /// If `comm` does not have `workers + 1` ranks, or `me` is not this process's rank in it,
+    /// or this thread did not initialize MPI.
+    #[cfg(feature = "mpi")]
+    pub fn over_mpi(comm: &std::sync::Arc<mpi::Comm>, me: Node, workers: usize) -> Endpoint<W> {
+        assert_eq!(comm.size(), workers + 1, "a mesh of {workers} workers needs as many ranks + 1");
+        assert_eq!(comm.rank(), mpi::rank_of(me), "{me:?} is not this rank");
+        let mut ep = Endpoint::empty(me, workers);
+        for p in (0..=workers).filter(|&p| p != me.index(workers)) {
+            let rank = mpi::rank_of(Node::from_index(p, workers));
+            ep.tx[p] = Some(MeshSender::Mpi(mpi::Sender::new(comm.clone(), rank)));
+            ep.rx[p] = Some(MeshReceiver::Mpi(mpi::Receiver::new(comm.clone(), rank)));
+        }
+        ep
+    }
+
     /// Attaches to `me`'s ends of every ring of a ring mesh.
     fn attach_rings(
         shm: &Arc<SharedMemory>,
@@ -326,6 +371,15 @@ impl<const W: usize> Endpoint<W> {
             ep.rx[p] = Some(MeshReceiver::Ring(rx));
         }
         Ok(ep)
+    }
+}
+
+impl<const W: usize> Drop for Endpoint<W> {
+    /// Closes every sender before any receiver: an MPI receiver that is dropped waits for
+    /// its sender's close (`ipc::mpi`, feature `mpi`), so every process must have sent
+    /// all its closes before it waits for any.
+    fn drop(&mut self) {
+        self.tx.clear();
     }
 }
 

@@ -5,7 +5,10 @@
 //! - `processes_ring`: over the shared-memory rings of [`ipc::ring`](crate::ipc::ring) (one
 //!   per ordered pair of processes, coordinator included);
 //! - `processes_socket`: the same code over Unix stream sockets
-//!   ([`ipc::socket`](crate::ipc::socket)), what a program that does not share memory uses.
+//!   ([`ipc::socket`](crate::ipc::socket)), what a program that does not share memory uses;
+//! - `mpi` (feature `mpi`): the same code again, in MPI ranks started by `mpirun` rather
+//!   than re-executed processes, over MPI point-to-point messages (`ipc::mpi`), on one
+//!   machine or several; its launch and its differences are in the module `mpi`.
 //!
 //! # Processes
 //!
@@ -36,7 +39,8 @@
 //! - [`node`]: the worker's event loop and wait policy;
 //! - [`locks`]: the lock table behind the bank's cross-shard transactions;
 //! - [`bank`], [`counter`], [`dict`], [`queue`]: each workload's shard, client loop, and
-//!   check, with the protocol and its guarantee in the module doc.
+//!   check, with the protocol and its guarantee in the module doc;
+//! - `mpi` (feature `mpi`): the ranks of an `mpirun` job as coordinator and workers.
 //!
 //! [`Mesh`]: crate::ipc::process::Mesh
 
@@ -44,6 +48,8 @@ pub(crate) mod bank;
 pub(crate) mod counter;
 pub(crate) mod dict;
 pub(crate) mod locks;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub(crate) mod node;
 pub(crate) mod protocol;
 pub(crate) mod queue;
@@ -123,7 +129,14 @@ fn worker_main(w: Worker<WORDS>) -> Result<(), String> {
         w.entry().strip_prefix(ENTRY).ok_or_else(|| format!("unknown entry {:?}", w.entry()))?;
     let case: Case = serde_json::from_str(json).map_err(|e| format!("bad case ({e}): {json}"))?;
     let (me, workers) = (w.index(), w.workers());
-    let links = Links::new(w.into_endpoint());
+    run_worker(&case, me, workers, w.into_endpoint())
+}
+
+/// Worker `me` of `workers`: sets up its shard of `case`, then serves it and runs the
+/// workload's client over `ep` until the coordinator hangs up. The same code for every
+/// transport: re-executed processes over rings or sockets, MPI ranks.
+fn run_worker(case: &Case, me: usize, workers: usize, ep: Endpoint<WORDS>) -> Result<(), String> {
+    let links = Links::new(ep);
     match case.workload {
         Workload::Bank { accounts, audit_one_in } => {
             let spec = workloads::bank::Spec { accounts, audit_one_in };
@@ -153,16 +166,40 @@ fn serve<S: Service>(
     run: impl FnOnce(&mut Process<S>, &mut Meter) -> Result<Vec<Check>, String>,
     finally: impl FnOnce(&Process<S>) -> Vec<Check>,
 ) -> Result<(), String> {
+    let result = live(&mut p, run, finally);
+    #[cfg(feature = "mpi")]
+    if result.is_err() {
+        // The peers of a failed run may never close their ends: do not wait for them when
+        // `p` drops (MPI receivers only; the process reports and ends the job).
+        crate::ipc::mpi::abandon();
+    }
+    result
+}
+
+/// The body of [`serve`].
+fn live<S: Service>(
+    p: &mut Process<S>,
+    run: impl FnOnce(&mut Process<S>, &mut Meter) -> Result<Vec<Check>, String>,
+    finally: impl FnOnce(&Process<S>) -> Vec<Check>,
+) -> Result<(), String> {
     p.send(Node::Coordinator, Msg::new(Kind::Ready));
     p.wait_until(|p| p.control.started.then_some(()))?;
+    let cpu = measure::cpu_time();
     let mut meter = Meter::new();
-    let mut checks = run(&mut p, &mut meter)?;
-    p.send(Node::Coordinator, Msg::with(Kind::Stopped, meter.ops));
+    let mut checks = run(p, &mut meter)?;
+    // CPU time and resident memory travel with the count, for coordinators that cannot read
+    // them from `/proc` (MPI ranks may be on other machines).
+    let cpu = measure::cpu_time().saturating_sub(cpu);
+    let cpu_us = u64::try_from(cpu.as_micros()).unwrap_or(u64::MAX);
+    p.send(
+        Node::Coordinator,
+        Msg { b: cpu_us, c: measure::rss_bytes(), ..Msg::with(Kind::Stopped, meter.ops) },
+    );
     p.wait_until(|p| p.control.report.then_some(()))?;
     // Everything sent to this shard before the peers stopped is in its channels now (they
     // sent it before `Stopped`, which the coordinator received before sending `Report`).
     while p.turn()? > 0 {}
-    checks.extend(finally(&p));
+    checks.extend(finally(p));
     for (value, count) in meter.buckets() {
         p.send(Node::Coordinator, Msg { b: count, ..Msg::with(Kind::Bucket, value) });
     }
@@ -182,6 +219,11 @@ fn serve<S: Service>(
 ///
 /// If the processes cannot be started, a worker fails or gets stuck, or the check fails.
 pub(crate) fn run(case: &Case) -> Result<(Measured, u64), String> {
+    if case.contender == Contender::Mpi {
+        return Err("the mpi contender runs only in rank 0 of an mpirun job of the compare \
+                    runner (built with --features mpi)"
+            .to_owned());
+    }
     let transport = transport_of(case.contender)
         .ok_or_else(|| format!("{} is not a process contender", case.contender))?;
     let mesh = Mesh::<WORDS>::new(case.workers, transport)
@@ -190,7 +232,7 @@ pub(crate) fn run(case: &Case) -> Result<(Measured, u64), String> {
     let (ep, workers) = mesh.spawn(&entry).map_err(|e| format!("cannot spawn the workers: {e}"))?;
     let pids: Vec<String> = workers.pids().iter().map(u32::to_string).collect();
     let mut c = Coordinator { ep, workers: Some(workers) };
-    let result = c.drive(case, &pids);
+    let result = c.drive(case, Some(&pids));
     match result {
         Ok((measured, rss, reports)) => {
             c.finish()?;
@@ -204,6 +246,7 @@ pub(crate) fn run(case: &Case) -> Result<(Measured, u64), String> {
 /// The coordinator's side of a run.
 struct Coordinator {
     ep: Endpoint<WORDS>,
+    /// The worker processes it spawned (`None` for MPI ranks, which `mpirun` started).
     workers: Option<Workers>,
 }
 
@@ -237,16 +280,19 @@ impl Coordinator {
         }
     }
 
-    /// Steps 1 to 4 of the module doc.
+    /// Steps 1 to 4 of the module doc. CPU time and resident memory of the workers come from
+    /// `/proc/<pid>` for the `pids` given, or else from the workers' `Stopped` messages.
     fn drive(
         &mut self,
         case: &Case,
-        pids: &[String],
+        pids: Option<&[String]>,
     ) -> Result<(Measured, u64, Vec<WorkerReport>), String> {
         let n = case.workers;
         for i in 0..n {
             self.expect(i, Kind::Ready)?;
         }
+        let reported = pids.is_none();
+        let pids = pids.unwrap_or_default();
         let cpu =
             || measure::cpu_time() + pids.iter().map(|p| measure::cpu_time_of(p)).sum::<Duration>();
         let cpu_before = cpu();
@@ -255,12 +301,21 @@ impl Coordinator {
         std::thread::sleep(case.duration);
         self.send_all(Kind::Stop)?;
         let mut ops = Vec::with_capacity(n);
+        let (mut reported_cpu, mut reported_rss) = (Duration::ZERO, 0);
         for i in 0..n {
-            ops.push(self.expect(i, Kind::Stopped)?.a);
+            let stopped = self.expect(i, Kind::Stopped)?;
+            ops.push(stopped.a);
+            reported_cpu += Duration::from_micros(stopped.b);
+            reported_rss += stopped.c;
         }
         let elapsed = start.elapsed();
-        let cpu_used = cpu().saturating_sub(cpu_before);
-        let rss = measure::rss_bytes() + pids.iter().map(|p| measure::rss_bytes_of(p)).sum::<u64>();
+        let mut cpu_used = cpu().saturating_sub(cpu_before);
+        let mut rss =
+            measure::rss_bytes() + pids.iter().map(|p| measure::rss_bytes_of(p)).sum::<u64>();
+        if reported {
+            cpu_used += reported_cpu;
+            rss += reported_rss;
+        }
         self.send_all(Kind::Report)?;
         let mut reports = Vec::with_capacity(n);
         for (i, &ops) in ops.iter().enumerate() {
@@ -285,18 +340,22 @@ impl Coordinator {
         Ok((measured, rss, reports))
     }
 
-    /// Step 5: hangs up and waits for the workers to exit.
-    fn finish(mut self) -> Result<(), String> {
-        let workers = self.workers.take().expect("waited once");
+    /// Step 5: hangs up and waits for the workers to exit (MPI ranks: to close their ends).
+    fn finish(self) -> Result<(), String> {
+        let Some(workers) = self.workers else { return Ok(()) };
         drop(self.ep);
         workers
             .wait_timeout(STEP_TIMEOUT)
             .map_err(|e| format!("the workers did not exit cleanly: {e}"))
     }
 
-    /// After a failure: kills the workers and adds how they ended to the message.
-    fn fail(mut self, e: String) -> String {
-        let workers = self.workers.take().expect("waited once");
+    /// After a failure: kills the workers and adds how they ended to the message. (MPI
+    /// ranks are left as they are: the caller aborts the MPI job.)
+    fn fail(self, e: String) -> String {
+        let Some(workers) = self.workers else {
+            std::mem::forget(self.ep);
+            return e;
+        };
         drop(self.ep);
         match workers.wait_timeout(Duration::from_secs(2)) {
             Ok(()) => e,

@@ -9,7 +9,7 @@
 //! |---|---|---|---|
 //! | `Start`, `Stop`, `Report` | coordinator → worker | | |
 //! | `Ready` | worker → coordinator | | |
-//! | `Stopped` | worker → coordinator | | operations done |
+//! | `Stopped` | worker → coordinator | | operations done, CPU µs since `Start`, resident bytes |
 //! | `Bucket` | worker → coordinator | | latency value (ns), count |
 //! | `Check` | worker → coordinator | tag (per workload) | check data |
 //! | `ReportEnd` | worker → coordinator | | |
@@ -55,7 +55,8 @@ pub(crate) enum Kind {
     Report = 3,
     /// Worker: set up, waiting for `Start`.
     Ready = 16,
-    /// Worker: no operation in flight any more; `a` operations done.
+    /// Worker: no operation in flight any more; `a` operations done, `b` microseconds of
+    /// CPU time since `Start`, `c` bytes resident.
     Stopped = 17,
     /// Worker: one latency histogram bucket.
     Bucket = 18,

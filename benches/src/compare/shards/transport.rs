@@ -1,9 +1,9 @@
 //! One worker's ends of the mesh, over either transport: polling every incoming channel,
 //! batched sending, and sleeping on one channel.
 //!
-//! Both transports of [`Mesh`](crate::ipc::process::Mesh) (shared-memory rings and Unix
-//! sockets) sit behind the same [`Endpoint`]; this is the only place that knows which one it
-//! is, for two settings:
+//! Every transport of [`Endpoint`] (the shared-memory rings and Unix sockets of
+//! [`Mesh`](crate::ipc::process::Mesh), and MPI messages with feature `mpi`) sits behind the
+//! same type; this is the only place that knows which one it is, for two settings:
 //!
 //! - Rings are set to sleep at once in `recv_timeout` ([`WaitPolicy::SLEEP_AT_ONCE`]): the
 //!   worker's event loop does the spinning itself, over *all* its incoming rings, and uses a
@@ -11,7 +11,7 @@
 //! - How often a worker that runs local operations polls its channels: after every operation
 //!   on rings (a poll is a load per ring, of a line that stays cached until the peer
 //!   writes), every [`SOCKET_POLL_EVERY`] operations on sockets (a poll is a `recv` system
-//!   call per socket).
+//!   call per socket), every `MPI_POLL_EVERY` operations over MPI.
 
 use std::time::Duration;
 
@@ -27,6 +27,13 @@ const DRAIN_PER_TURN: usize = 64;
 
 /// Local operations between two polls, on sockets.
 pub(crate) const SOCKET_POLL_EVERY: u32 = 16;
+
+/// Local operations between two polls, over MPI, as on sockets: a poll is an `MPI_Improbe`
+/// per peer, which runs MPI's progress engine over every transport it has, roughly 100 ns
+/// when nothing came (the one-worker counter, which only polls, made 6-10 M/s polling after
+/// every operation, on a loaded 2-core host where the ring's poll allows 20-40 M/s).
+#[cfg(feature = "mpi")]
+pub(crate) const MPI_POLL_EVERY: u32 = 16;
 
 /// The index of `node` among the mesh's processes (workers first, then the coordinator).
 pub(crate) fn index(node: Node, workers: usize) -> usize {
@@ -81,19 +88,19 @@ impl Links {
     pub(crate) fn new(mut ep: Endpoint<WORDS>) -> Links {
         let workers = ep.workers();
         let peers: Vec<Node> = ep.peers().collect();
-        let mut rings = false;
+        let mut poll_every = SOCKET_POLL_EVERY;
         for &p in &peers {
-            if let MeshReceiver::Ring(r) = ep.rx(p) {
-                r.set_wait_policy(WaitPolicy::SLEEP_AT_ONCE);
-                rings = true;
+            match ep.rx(p) {
+                MeshReceiver::Ring(r) => {
+                    r.set_wait_policy(WaitPolicy::SLEEP_AT_ONCE);
+                    poll_every = 1;
+                }
+                MeshReceiver::Socket(_) => {}
+                #[cfg(feature = "mpi")]
+                MeshReceiver::Mpi(_) => poll_every = MPI_POLL_EVERY,
             }
         }
-        Links {
-            ep,
-            peers,
-            out: Outbox::new(workers),
-            poll_every: if rings { 1 } else { SOCKET_POLL_EVERY },
-        }
+        Links { ep, peers, out: Outbox::new(workers), poll_every }
     }
 
     /// The number of workers in the mesh.

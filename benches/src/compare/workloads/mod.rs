@@ -40,7 +40,9 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
                 Contender::GlobalMutex => bank::on_threads::<GlobalMutex>(&spec, case)?,
                 Contender::FineLocks => bank::on_threads::<MutexPerAccount>(&spec, case)?,
                 Contender::RustStm => bank::on_threads::<RustStm>(&spec, case)?,
-                Contender::ProcessesRing | Contender::ProcessesSocket => shards::run(case)?,
+                Contender::ProcessesRing | Contender::ProcessesSocket | Contender::Mpi => {
+                    shards::run(case)?
+                }
             }
         }
         Workload::Dict { keys, read_percent, zipf } => {
@@ -57,7 +59,9 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
                     dict::on_threads::<dashmap::DashMap<u64, u64>>(&spec, case)?
                 }
                 Contender::RustStm => dict::on_threads::<dict::RustStmDict>(&spec, case)?,
-                Contender::ProcessesRing | Contender::ProcessesSocket => shards::run(case)?,
+                Contender::ProcessesRing | Contender::ProcessesSocket | Contender::Mpi => {
+                    shards::run(case)?
+                }
             }
         }
         Workload::Counter => match case.contender {
@@ -66,7 +70,9 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
             Contender::GlobalMutex => bank::counter_on_threads::<GlobalMutex>(case)?,
             Contender::FineLocks => bank::counter_on_threads::<MutexPerAccount>(case)?,
             Contender::RustStm => bank::counter_on_threads::<RustStm>(case)?,
-            Contender::ProcessesRing | Contender::ProcessesSocket => shards::run(case)?,
+            Contender::ProcessesRing | Contender::ProcessesSocket | Contender::Mpi => {
+                shards::run(case)?
+            }
         },
         Workload::Queue { capacity } => match case.contender {
             Contender::ConcordExecutor => queue::on_executor(capacity, case)?,
@@ -76,7 +82,9 @@ pub fn run(case: &Case) -> Result<Outcome, String> {
             Contender::GlobalMutex => queue::on_threads::<queue::LockedQueue>(capacity, case)?,
             Contender::FineLocks => queue::on_threads::<queue::Channel>(capacity, case)?,
             Contender::RustStm => queue::on_threads::<queue::RustStmQueue>(capacity, case)?,
-            Contender::ProcessesRing | Contender::ProcessesSocket => shards::run(case)?,
+            Contender::ProcessesRing | Contender::ProcessesSocket | Contender::Mpi => {
+                shards::run(case)?
+            }
         },
     };
     let aborts_per_commit = match case.contender {
