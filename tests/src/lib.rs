@@ -16,7 +16,7 @@
 //! | `collections_model.rs` | quickcheck: the collections against `std` models                   |
 //! | `collections_stress.rs` | concurrent collections: every item once, replay of a `TMap`, `TSem` permits |
 //! | `collections_conflicts.rs` | hand-interleaved transactions on unrelated keys commit with no abort |
-//! | `dict_server_e2e.rs` | `dict-server` with `redis-cli`, the `redis` crate, auth, limits, expiry, SIGTERM |
+//! | `dict_server_e2e.rs` | `dict-server` with `redis-cli`, the `redis` crate, auth, limits, expiry, SIGTERM, collections of 100k elements |
 //! | `dict_server_diff.rs` | random command sequences: replies byte for byte against `redis-server` |
 //! | `dict_server_concurrency.rs` | MULTI/EXEC transfers conserve the total; BLPOP FIFO, nothing lost |
 //! | `dict_server_abuse.rs` | malformed RESP, garbage, half-open and slow clients; bystanders unharmed |

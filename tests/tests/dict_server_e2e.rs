@@ -4,6 +4,7 @@
 //! Needs `redis-cli` (`apt-get install -y redis-tools`); without it the tests that use it
 //! fail, saying so.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -213,6 +214,120 @@ fn keys_expire_on_access_and_by_the_active_sweep() {
     }
     let info = String::from_utf8(c.call(&["INFO", "stats"]).unwrap()).unwrap();
     assert!(!info.contains("expired_keys:0\r"), "{info}");
+    dict.shutdown().unwrap();
+}
+
+/// Collections of 100,000 elements, built one element per command in pipelines of 1,000
+/// (each command a copy-on-write update of the whole value, so this is slow only if an
+/// update costs O(n)): sizes, point reads, ranges, deletions in the middle, and the
+/// insertion order of a hash's fields, against models.
+#[test]
+fn big_collections_stay_correct() {
+    const N: usize = 100_000;
+    const BATCH: usize = 1_000;
+    let dict = default_server();
+    let client = redis::Client::open(format!("redis://{}/", dict.addr())).unwrap();
+    let mut con = client.get_connection().unwrap();
+    // Elements in a scrambled order (7919 is prime, so i * 7919 % N is a permutation).
+    let scrambled = |i: usize| i * 7919 % N;
+    let fill = |con: &mut redis::Connection, cmd: &dyn Fn(usize) -> redis::Cmd| {
+        for start in (0..N).step_by(BATCH) {
+            let mut pipe = redis::pipe();
+            for i in start..start + BATCH {
+                pipe.add_command(cmd(i)).ignore();
+            }
+            let () = pipe.query(con).unwrap();
+        }
+    };
+    fill(&mut con, &|i| redis::cmd("HSET").arg("h").arg(scrambled(i)).arg(i).clone());
+    fill(&mut con, &|i| redis::cmd("SADD").arg("s").arg(scrambled(i)).clone());
+    fill(&mut con, &|i| redis::cmd("ZADD").arg("z").arg(scrambled(i)).arg(format!("m{i}")).clone());
+    // Even elements at the tail, odd ones at the head: the list reads odd numbers
+    // downwards, then even numbers upwards.
+    fill(&mut con, &|i| {
+        redis::cmd(if i % 2 == 0 { "RPUSH" } else { "LPUSH" }).arg("l").arg(i).clone()
+    });
+
+    assert_eq!(con.hlen::<_, usize>("h").unwrap(), N);
+    assert_eq!(con.scard::<_, usize>("s").unwrap(), N);
+    assert_eq!(con.zcard::<_, usize>("z").unwrap(), N);
+    assert_eq!(con.llen::<_, usize>("l").unwrap(), N);
+
+    // Hash: overwrite some fields (they keep their place), delete others, then HGETALL
+    // lists what is left in insertion order.
+    for i in (0..N).step_by(10) {
+        let _: () = con.hset("h", scrambled(i), "new").unwrap();
+    }
+    let gone: Vec<usize> = (0..N).step_by(7).map(scrambled).collect();
+    assert_eq!(con.hdel::<_, _, usize>("h", &gone).unwrap(), gone.len());
+    assert_eq!(con.hget::<_, _, Option<String>>("h", scrambled(7)).unwrap(), None);
+    assert_eq!(con.hget::<_, _, String>("h", scrambled(8)).unwrap(), "8");
+    assert_eq!(con.hget::<_, _, String>("h", scrambled(20)).unwrap(), "new");
+    let want: Vec<(String, String)> = (0..N)
+        .filter(|i| i % 7 != 0)
+        .map(|i| (scrambled(i).to_string(), if i % 10 == 0 { "new".into() } else { i.to_string() }))
+        .collect();
+    assert_eq!(con.hgetall::<_, Vec<(String, String)>>("h").unwrap(), want);
+
+    // Set.
+    assert!(con.sismember::<_, _, bool>("s", 12_345).unwrap());
+    assert!(!con.sismember::<_, _, bool>("s", N).unwrap());
+    assert_eq!(con.srem::<_, _, usize>("s", &[1, 2, 3, N]).unwrap(), 3);
+    assert_eq!(con.scard::<_, usize>("s").unwrap(), N - 3);
+    let mut members: Vec<usize> = con.smembers("s").unwrap();
+    members.sort_unstable();
+    assert_eq!(members, [0].into_iter().chain(4..N).collect::<Vec<_>>());
+
+    // Sorted set: member m{i} has score i * 7919 % N, so the rank-r member is the i with
+    // i * 7919 % N == r.
+    let rank: HashMap<usize, usize> = (0..N).map(|i| (scrambled(i), i)).collect();
+    let by_rank = |r: usize| (format!("m{}", rank[&r]), r as f64);
+    assert_eq!(
+        con.zrange_withscores::<_, Vec<(String, f64)>>("z", 0, 2).unwrap(),
+        (0..3).map(by_rank).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        con.zrange_withscores::<_, Vec<(String, f64)>>("z", 50_000, 50_004).unwrap(),
+        (50_000..50_005).map(by_rank).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        con.zrange_withscores::<_, Vec<(String, f64)>>("z", -2, -1).unwrap(),
+        (N - 2..N).map(by_rank).collect::<Vec<_>>()
+    );
+    let between: Vec<String> = redis::cmd("ZRANGE")
+        .arg("z")
+        .arg(70_000)
+        .arg("(70003")
+        .arg("BYSCORE")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(between, (70_000..70_003).map(|r| by_rank(r).0).collect::<Vec<_>>());
+    assert_eq!(con.zscore::<_, _, f64>("z", "m3").unwrap(), scrambled(3) as f64);
+    assert_eq!(con.zrem::<_, _, usize>("z", by_rank(0).0).unwrap(), 1);
+    let popped: Vec<(String, f64)> = con.zpopmin("z", 2).unwrap();
+    assert_eq!(popped, (1..3).map(by_rank).collect::<Vec<_>>());
+    assert_eq!(con.zcard::<_, usize>("z").unwrap(), N - 3);
+
+    // List: odd numbers downwards from the head, then even numbers upwards.
+    let at = |index: usize| if index < N / 2 { N - 1 - 2 * index } else { 2 * (index - N / 2) };
+    for index in [0, 1, N / 2 - 1, N / 2, N / 2 + 1, 77_777, N - 1] {
+        assert_eq!(
+            con.lindex::<_, usize>("l", index as isize).unwrap(),
+            at(index),
+            "LINDEX {index}"
+        );
+    }
+    assert_eq!(
+        con.lrange::<_, Vec<usize>>("l", 49_990, 50_009).unwrap(),
+        (49_990..50_010).map(at).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        con.lrange::<_, Vec<usize>>("l", -3, -1).unwrap(),
+        (N - 3..N).map(at).collect::<Vec<_>>()
+    );
+    assert_eq!(con.lpop::<_, Option<usize>>("l", None).unwrap(), Some(at(0)));
+    assert_eq!(con.rpop::<_, Option<usize>>("l", None).unwrap(), Some(at(N - 1)));
+    assert_eq!(con.llen::<_, usize>("l").unwrap(), N - 2);
     dict.shutdown().unwrap();
 }
 

@@ -27,17 +27,20 @@
 //!
 //! Published values are immutable, so a write builds a new [`Entry`]:
 //! - strings are `Arc<[u8]>`: a read shares them, a write allocates the new string;
-//! - lists are `Arc`'d chunks of up to 64 elements, with a shared middle ([`List`]): a
-//!   push or pop copies the chunk it changes (up to 64 reference counts) and at most 64
-//!   chunk pointers, plus an amortized O(n / 64 / 1024): constant for practical lengths;
-//! - hashes (`Vec` of field/value pairs, in insertion order as Redis keeps small hashes),
-//!   sets ([`Set`]: a `HashSet` and whether Redis would hold it as an intset) and sorted
-//!   sets ([`ZSet`]) are copied whole on every write: O(n) reference-count increments for
-//!   n elements (no element bytes are copied). That is cheap below a few thousand elements
-//!   and the wrong choice for huge collections, where a persistent (HAMT or B-tree)
-//!   structure would make a write O(log n).
+//! - collections are persistent (structurally shared) data structures from `imbl`, so a
+//!   write clones the published value in O(1) and then copies only the nodes it changes,
+//!   O(log n) for n elements (no element bytes are ever copied, only reference counts):
+//!   lists are RRB vectors ([`List`]: O(1) amortized at either end, O(log n) to index);
+//!   hashes ([`Hash`](struct@Hash)) are a hash trie of fields plus a B-tree of the fields in
+//!   insertion order, as Redis lists small hashes; sets ([`Set`]) are a hash trie, with
+//!   whether Redis would hold the set as an intset; sorted sets ([`ZSet`]) are a hash
+//!   trie of scores plus a B-tree of `(score, member)`.
+//!
+//! Reads that list a collection (`LRANGE`, `HGETALL`, `SMEMBERS`, `ZRANGE`) cost what they
+//! return, plus O(log n) to find an `LRANGE` start; `ZRANGE` by rank and `SPOP` walk
+//! the collection from its start (O(rank) and O(n)).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -59,131 +62,71 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Elements per list chunk.
-const CHUNK: usize = 64;
-/// Chunks an end of a list keeps to itself; beyond twice this many, half move to the
-/// shared middle.
-const EDGE: usize = 16;
+/// A list: a persistent RRB vector, so a write on a copy (what every write does, the
+/// published version being immutable) copies the few chunks of 64 elements it changes and
+/// their path from the root: O(1) amortized at either end, O(log n) elsewhere, and
+/// `LINDEX` or `LRANGE` find their start in O(log n).
+pub type List = imbl::Vector<Bytes>;
 
-type Chunk = Arc<Vec<Bytes>>;
-
-/// A list built for copy-on-write updates at its ends: elements live in shared chunks of
-/// up to 64; each end keeps up to 32 chunks of its own, and the chunks in between sit in
-/// one shared deque. Cloning the list (what every write does) copies the two ends' chunk
-/// pointers and one pointer to the middle; a push or pop then copies the one chunk it
-/// changes. Once every 1024 or so pushes (pops), chunks move into (out of) the middle,
-/// which copies its chunk pointers: O(n / 64), amortized to a few pointers per operation.
+/// A hash, whose fields keep their insertion order (Redis's order for small, listpack
+/// hashes: `HGETALL` lists them so at every size). Two persistent maps: each field's value
+/// and insertion stamp, and the fields by stamp. Reading or overwriting a field touches
+/// the first only; adding or removing one touches both: a write copies O(log n).
 #[derive(Clone, Debug, Default)]
-pub struct List {
-    front: VecDeque<Chunk>,
-    middle: Arc<VecDeque<Chunk>>,
-    back: VecDeque<Chunk>,
-    len: usize,
+pub struct Hash {
+    /// Each field's insertion stamp and value.
+    values: imbl::HashMap<Bytes, (u64, Bytes)>,
+    /// The fields by insertion stamp.
+    order: imbl::OrdMap<u64, Bytes>,
+    /// The stamp of the next new field.
+    next: u64,
 }
 
-impl List {
-    /// The number of elements.
+impl Hash {
+    /// The value of `field`.
+    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
+        self.values.get(field).map(|(_, v)| v)
+    }
+
+    /// Sets `field` to `value` (a new field goes last, an existing one keeps its place);
+    /// returns whether the field is new.
+    pub fn insert(&mut self, field: &[u8], value: Bytes) -> bool {
+        if let Some((_, v)) = self.values.get_mut(field) {
+            *v = value;
+            return false;
+        }
+        let field: Bytes = Arc::from(field);
+        let stamp = self.next;
+        self.next += 1;
+        self.values.insert(field.clone(), (stamp, value));
+        self.order.insert(stamp, field);
+        true
+    }
+
+    /// Removes `field`; returns whether it was there.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.values.remove(field) {
+            Some((stamp, _)) => {
+                self.order.remove(&stamp);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The number of fields.
     pub fn len(&self) -> usize {
-        self.len
+        self.values.len()
     }
 
-    /// Whether the list is empty.
+    /// Whether the hash is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.values.is_empty()
     }
 
-    /// Adds `v` at the head.
-    pub fn push_front(&mut self, v: Bytes) {
-        self.len += 1;
-        if let Some(c) = self.front.front_mut() {
-            if c.len() < CHUNK {
-                Arc::make_mut(c).insert(0, v);
-                return;
-            }
-        }
-        if self.front.len() >= 2 * EDGE {
-            let middle = Arc::make_mut(&mut self.middle);
-            for _ in 0..EDGE {
-                middle.push_front(self.front.pop_back().expect("2 * EDGE chunks"));
-            }
-        }
-        self.front.push_front(Arc::new(vec![v]));
-    }
-
-    /// Adds `v` at the tail.
-    pub fn push_back(&mut self, v: Bytes) {
-        self.len += 1;
-        if let Some(c) = self.back.back_mut() {
-            if c.len() < CHUNK {
-                Arc::make_mut(c).push(v);
-                return;
-            }
-        }
-        if self.back.len() >= 2 * EDGE {
-            let middle = Arc::make_mut(&mut self.middle);
-            for _ in 0..EDGE {
-                middle.push_back(self.back.pop_front().expect("2 * EDGE chunks"));
-            }
-        }
-        self.back.push_back(Arc::new(vec![v]));
-    }
-
-    /// Removes the head.
-    pub fn pop_front(&mut self) -> Option<Bytes> {
-        if self.front.is_empty() && !self.middle.is_empty() {
-            let middle = Arc::make_mut(&mut self.middle);
-            while self.front.len() < EDGE {
-                let Some(c) = middle.pop_front() else { break };
-                self.front.push_back(c);
-            }
-        }
-        let end = if self.front.is_empty() { &mut self.back } else { &mut self.front };
-        let c = end.front_mut()?;
-        let v = Arc::make_mut(c).remove(0);
-        if c.is_empty() {
-            end.pop_front();
-        }
-        self.len -= 1;
-        Some(v)
-    }
-
-    /// Removes the tail.
-    pub fn pop_back(&mut self) -> Option<Bytes> {
-        if self.back.is_empty() && !self.middle.is_empty() {
-            let middle = Arc::make_mut(&mut self.middle);
-            while self.back.len() < EDGE {
-                let Some(c) = middle.pop_back() else { break };
-                self.back.push_front(c);
-            }
-        }
-        let end = if self.back.is_empty() { &mut self.front } else { &mut self.back };
-        let c = end.back_mut()?;
-        let v = Arc::make_mut(c).pop().expect("chunks are never empty");
-        if c.is_empty() {
-            end.pop_back();
-        }
-        self.len -= 1;
-        Some(v)
-    }
-
-    fn chunks(&self) -> impl Iterator<Item = &Chunk> + '_ {
-        self.front.iter().chain(self.middle.iter()).chain(self.back.iter())
-    }
-
-    /// The element at `index` from the head.
-    pub fn get(&self, mut index: usize) -> Option<&Bytes> {
-        for c in self.chunks() {
-            if index < c.len() {
-                return Some(&c[index]);
-            }
-            index -= c.len();
-        }
-        None
-    }
-
-    /// The elements from the head.
-    pub fn iter(&self) -> impl Iterator<Item = &Bytes> + '_ {
-        self.chunks().flat_map(|c| c.iter())
+    /// The fields and their values, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> + '_ {
+        self.order.values().map(|f| (f, &self.values.get(f).expect("every field has a value").1))
     }
 }
 
@@ -206,13 +149,14 @@ impl Ord for Score {
 }
 
 /// A sorted set: members by score (then by member bytes, as Redis orders ties), and
-/// each member's score.
+/// each member's score, in two persistent maps (a hash trie and a B-tree): a write copies
+/// O(log n).
 #[derive(Clone, Debug, Default)]
 pub struct ZSet {
     /// Each member's score.
-    pub scores: HashMap<Bytes, f64>,
+    pub scores: imbl::HashMap<Bytes, f64>,
     /// `(score, member)` in Redis's order.
-    pub order: BTreeSet<(Score, Bytes)>,
+    pub order: imbl::OrdSet<(Score, Bytes)>,
 }
 
 impl ZSet {
@@ -233,7 +177,7 @@ impl ZSet {
 
     /// Removes `member`; returns whether it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self.scores.remove_entry(member) {
+        match self.scores.remove_with_key(member) {
             Some((m, s)) => {
                 self.order.remove(&(Score(s), m));
                 true
@@ -260,13 +204,14 @@ pub const INTSET_MAX: usize = 512;
 /// (in `string2ll`'s canonical form) that has held only integers, at most
 /// [`INTSET_MAX`] of them, since. Redis lists an intset's members in numeric order, so
 /// `SMEMBERS` does too; Redis's other sets are hash tables with a per-process random
-/// seed, whose order nobody can reproduce (and `SMEMBERS` here lists them in this
-/// `HashSet`'s order). Like Redis, a set that stops being an intset never becomes one
-/// again, whatever members it loses.
+/// seed, whose order nobody can reproduce (and `SMEMBERS` here lists them in the
+/// trie's order). Like Redis, a set that stops being an intset never becomes one
+/// again, whatever members it loses. The members are a persistent hash trie: a write
+/// copies O(log n).
 #[derive(Clone, Debug, Default)]
 pub struct Set {
     /// The members.
-    pub members: HashSet<Bytes>,
+    pub members: imbl::HashSet<Bytes>,
     /// Whether Redis's encoding would be an intset.
     pub intset: bool,
 }
@@ -278,8 +223,8 @@ pub enum Value {
     Str(Bytes),
     /// A list.
     List(List),
-    /// A hash, in insertion order.
-    Hash(Vec<(Bytes, Bytes)>),
+    /// A hash (fields in insertion order).
+    Hash(Hash),
     /// A set.
     Set(Set),
     /// A sorted set.
@@ -827,6 +772,83 @@ mod tests {
                 }
             }
             list = next;
+        }
+    }
+
+    /// Random sets and removals, each on a clone of the last version (as the store does),
+    /// against a `Vec` of pairs in insertion order; old versions must stay unchanged.
+    #[test]
+    fn hash_keeps_insertion_order_and_versions_are_independent() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let mut hash = Hash::default();
+        let mut model: Vec<(Bytes, Bytes)> = Vec::new();
+        let pairs = |h: &Hash| -> Vec<(Bytes, Bytes)> {
+            h.iter().map(|(f, v)| (f.clone(), v.clone())).collect()
+        };
+        for step in 0..20_000_u32 {
+            let old = hash.clone();
+            let before = if step % 499 == 0 { pairs(&old) } else { vec![] };
+            let mut next = hash.clone();
+            let field: Bytes = Arc::from(rng.gen_range(0..2_000_u32).to_string().as_bytes());
+            let pos = model.iter().position(|(f, _)| *f == field);
+            if rng.gen_bool(0.7) {
+                let value: Bytes = Arc::from(step.to_string().as_bytes());
+                assert_eq!(next.insert(&field, value.clone()), pos.is_none());
+                match pos {
+                    Some(i) => model[i].1 = value,
+                    None => model.push((field.clone(), value)),
+                }
+            } else {
+                assert_eq!(next.remove(&field), pos.is_some());
+                if let Some(i) = pos {
+                    model.remove(i);
+                }
+            }
+            assert_eq!(next.len(), model.len());
+            assert_eq!(next.get(&field), model.iter().find(|(f, _)| *f == field).map(|(_, v)| v));
+            if step % 499 == 0 {
+                assert_eq!(pairs(&old), before);
+                assert_eq!(pairs(&next), model);
+            }
+            hash = next;
+        }
+    }
+
+    /// The same for sorted sets, against a `BTreeMap` of `(score, member)` and a map of
+    /// scores.
+    #[test]
+    fn zset_matches_models_and_versions_are_independent() {
+        use std::collections::{BTreeSet, HashMap};
+        let mut rng = SmallRng::seed_from_u64(13);
+        let mut zset = ZSet::default();
+        let mut order: BTreeSet<(Score, Bytes)> = BTreeSet::new();
+        let mut scores: HashMap<Bytes, f64> = HashMap::new();
+        let listed = |z: &ZSet| -> Vec<(Score, Bytes)> { z.order.iter().cloned().collect() };
+        for step in 0..20_000 {
+            let old = zset.clone();
+            let before = if step % 499 == 0 { listed(&old) } else { vec![] };
+            let mut next = zset.clone();
+            let member: Bytes = Arc::from(rng.gen_range(0..2_000_u32).to_string().as_bytes());
+            if rng.gen_bool(0.7) {
+                let score = f64::from(rng.gen_range(-50..50_i32));
+                assert_eq!(next.insert(member.clone(), score), !scores.contains_key(&member));
+                if let Some(s) = scores.insert(member.clone(), score) {
+                    order.remove(&(Score(s), member.clone()));
+                }
+                order.insert((Score(score), member.clone()));
+            } else {
+                assert_eq!(next.remove(&member), scores.contains_key(&member));
+                if let Some(s) = scores.remove(&member) {
+                    order.remove(&(Score(s), member.clone()));
+                }
+            }
+            assert_eq!(next.len(), scores.len());
+            assert_eq!(next.scores.get(&member), scores.get(&member));
+            if step % 499 == 0 {
+                assert_eq!(listed(&old), before);
+                assert_eq!(listed(&next), order.iter().cloned().collect::<Vec<_>>());
+            }
+            zset = next;
         }
     }
 }

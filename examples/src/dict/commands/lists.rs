@@ -117,7 +117,8 @@ pub fn lrange(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, args: &[Vec<u8>]) -> St
     Ok(Reply::Array(match range(start, stop, list.len()) {
         None => Vec::new(),
         Some((a, b)) => {
-            list.iter().skip(a).take(b - a + 1).map(|v| Reply::Bulk(v.clone())).collect()
+            // `skip` splits off the head in O(log n) instead of walking it.
+            list.skip(a).iter().take(b - a + 1).map(|v| Reply::Bulk(v.clone())).collect()
         }
     }))
 }

@@ -41,7 +41,7 @@ pub fn sadd(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, args: &[Vec<u8>]) -> Stm<
 pub fn srem(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, args: &[Vec<u8>]) -> Stm<Reply> {
     let Some((s, ttl)) = typed!(cx, tx, &args[1], Set) else { return Ok(Reply::Int(0)) };
     let mut s = s.clone();
-    let removed = args[2..].iter().filter(|m| s.members.remove(&m[..])).count();
+    let removed = args[2..].iter().filter(|m| s.members.remove(&m[..]).is_some()).count();
     if removed > 0 {
         cx.db().put_or_delete(tx, &args[1], Value::Set(s), ttl)?;
     }

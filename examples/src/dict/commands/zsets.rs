@@ -142,7 +142,7 @@ pub fn zpopmin(cx: &mut Cx<'_>, tx: &mut Transaction<'_>, args: &[Vec<u8>]) -> S
     let mut z = z.clone();
     let mut out = Vec::new();
     while out.len() < 2 * count {
-        let Some((Score(s), m)) = z.order.first().cloned() else { break };
+        let Some((Score(s), m)) = z.order.get_min().cloned() else { break };
         z.remove(&m);
         out.push(Reply::Bulk(m));
         out.push(score_reply(s));
