@@ -47,7 +47,8 @@ trait Map: Sync {
 impl Map for TMap<u64, u64> {
     const NAME: &'static str = "concord_tmap";
     fn with_keys(n: u64) -> Self {
-        let map = TMap::new();
+        // Sized for its keys, as the `HashMap` and `DashMap` built from them are.
+        let map = TMap::with_capacity(n as usize);
         for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
             atomically(|tx| chunk.iter().try_for_each(|&k| map.insert(tx, k, k).map(drop)));
         }

@@ -153,7 +153,15 @@ fn map_model(m: &mut HashMap<u16, i32>, (kind, k, x): Op) -> Seen {
 /// contents must agree. Every third batch is first run in an `or_else` branch that retries,
 /// which must change nothing.
 fn map_matches_model<S: BuildHasher>(hasher: S, ops: &[Op], batch: u8) -> TestResult {
-    let map = TMap::with_hasher(hasher);
+    map_matches_model_on(TMap::with_hasher(hasher), ops, batch)
+}
+
+/// `map_matches_model` on a given (empty) map.
+fn map_matches_model_on<S: BuildHasher>(
+    map: TMap<u16, i32, S>,
+    ops: &[Op],
+    batch: u8,
+) -> TestResult {
     let mut model = HashMap::new();
     for (i, chunk) in ops.chunks(batch_len(batch)).enumerate() {
         if i % 3 == 2 {
@@ -210,12 +218,32 @@ fn tmap_matches_hashmap_colliding_hasher() {
     check(100, 400, prop as fn(Vec<Op>, u8, u8) -> TestResult);
 }
 
+#[test]
+fn tmap_with_capacity_matches_hashmap() {
+    // Roots of 32 to 8192 slots, with spread and colliding hashes (the deepest level of a
+    // trie under a wide root is shallower).
+    fn prop(ops: Vec<Op>, batch: u8, capacity: u16, modulus: u8) -> TestResult {
+        let hasher = Toy { modulus: u64::from(modulus % 3) };
+        map_matches_model_on(
+            TMap::with_capacity_and_hasher(usize::from(capacity) / 4, hasher),
+            &ops,
+            batch,
+        )
+    }
+    check(100, 400, prop as fn(Vec<Op>, u8, u16, u8) -> TestResult);
+}
+
 /// Thousands of keys, beyond what the properties reach: splits several levels deep, then
 /// removal of every other key and of the rest.
 #[test]
 fn tmap_grows_and_shrinks() {
+    for capacity in [0, 64, 5_000, 100_000] {
+        grow_and_shrink(TMap::with_capacity(capacity));
+    }
+}
+
+fn grow_and_shrink(map: TMap<u32, u32>) {
     const N: u32 = 5_000;
-    let map = TMap::new();
     let mut model = HashMap::new();
     for chunk in (0..N).collect::<Vec<_>>().chunks(7) {
         atomically(|tx| chunk.iter().try_for_each(|&k| map.insert(tx, k, k * 2).map(drop)));

@@ -2,7 +2,9 @@
 //!
 //! The trie's nodes are fixed arrays of `WIDTH` slots, each a `TVar`. A slot holds either
 //! a small bucket of entries (empty included) or a child node. A key's path is fixed by its
-//! hash, `BITS` bits per level; an update writes only the slot its bucket lives in (and
+//! hash: the root (never replaced; `WIDTH` slots, or more when the map is made with a
+//! capacity, so that a big map starts shallow) takes the lowest bits, then `BITS` bits per
+//! level; an update writes only the slot its bucket lives in (and
 //! the calling thread's stripe of the size counter), so updates of keys in different
 //! buckets never write a `TVar` the other reads. A bucket that outgrows `SPLIT` entries is
 //! replaced by a child node in the same write: the table grows one slot at a time and is
@@ -19,6 +21,8 @@ use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::TCounter;
 use crate::{Stm, TVar, Transaction};
 
@@ -26,10 +30,11 @@ use crate::{Stm, TVar, Transaction};
 const BITS: u32 = 5;
 /// Slots per node.
 const WIDTH: usize = 1 << BITS;
-/// The deepest level a node can have: its index uses bits `BITS * MAX_DEPTH ..` of the
-/// hash, which must all exist. A bucket at this depth grows without splitting (keys whose
-/// hashes agree on every bit used so far).
-const MAX_DEPTH: u32 = 64 / BITS - 1;
+/// The most hash bits the root may take (a million slots).
+const MAX_ROOT_BITS: u32 = 20;
+/// Keys per root slot that `with_capacity` aims for: few enough that buckets rarely split,
+/// so a lookup of a map filled to its capacity reads two TVars (root slot, no node below).
+const KEYS_PER_ROOT_SLOT: usize = 2;
 /// A bucket holding this many entries becomes a node on its next insertion.
 const SPLIT: usize = 8;
 
@@ -40,8 +45,12 @@ struct Entry<K, V> {
 
 /// A bucket: entries with their hashes beside them, so that a lookup compares hashes in
 /// the bucket's own buffer and dereferences only the entry that matches (a cache miss
-/// saved per other entry).
-type Bucket<K, V> = Vec<(u64, Arc<Entry<K, V>>)>;
+/// saved per other entry). Up to `INLINE` of them live in the slot's value itself (no
+/// buffer to chase: another miss saved).
+type Bucket<K, V> = SmallVec<[(u64, Arc<Entry<K, V>>); INLINE]>;
+
+/// Entries a bucket holds without a buffer of its own.
+const INLINE: usize = 4;
 
 /// A trie node: `WIDTH` slots.
 type Node<K, V> = [TVar<Slot<K, V>>];
@@ -56,17 +65,45 @@ where
     Node(Box<Node<K, V>>),
 }
 
-fn empty_node<K, V>() -> Box<Node<K, V>>
+fn empty_node<K, V>(width: usize) -> Box<Node<K, V>>
 where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    (0..WIDTH).map(|_| TVar::new(Slot::Bucket(Vec::new()))).collect()
+    (0..width).map(|_| TVar::new(Slot::Bucket(SmallVec::new()))).collect()
 }
 
-/// The slot index of `hash` in a node at `depth`.
-fn index(hash: u64, depth: u32) -> usize {
-    ((hash >> (BITS * depth)) as usize) & (WIDTH - 1)
+/// How a map's hash bits are cut: the root takes the lowest `root_bits`, every level below
+/// the next `BITS`.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    root_bits: u32,
+}
+
+impl Shape {
+    /// The slot index of `hash` in a node at `depth` (0: the root).
+    #[inline]
+    fn index(self, hash: u64, depth: u32) -> usize {
+        if depth == 0 {
+            (hash as usize) & ((1 << self.root_bits) - 1)
+        } else {
+            ((hash >> (self.root_bits + BITS * (depth - 1))) as usize) & (WIDTH - 1)
+        }
+    }
+
+    /// The deepest level a node can have: its index uses the hash's last `BITS` bits (or
+    /// fewer). A bucket at this depth grows without splitting (keys whose hashes agree on
+    /// every bit used so far).
+    fn max_depth(self) -> u32 {
+        (64 - self.root_bits) / BITS
+    }
+
+    /// The shape for a map expected to hold `capacity` entries: a root of at least `WIDTH`
+    /// slots, and about `KEYS_PER_ROOT_SLOT` keys per slot when full.
+    fn for_capacity(capacity: usize) -> Shape {
+        let slots = (capacity / KEYS_PER_ROOT_SLOT).max(WIDTH).next_power_of_two();
+        Shape { root_bits: slots.trailing_zeros().min(MAX_ROOT_BITS) }
+    }
 }
 
 /// The position of `key` in `bucket`.
@@ -148,6 +185,7 @@ where
     V: Send + Sync + 'static,
 {
     root: Box<Node<K, V>>,
+    shape: Shape,
     len: TCounter,
     hasher: S,
 }
@@ -160,6 +198,25 @@ where
     /// An empty map.
     pub fn new() -> Self {
         Self::with_hasher(RandomState::new())
+    }
+
+    /// An empty map sized for about `capacity` entries: its root has a slot per 2 of them
+    /// (at least 32, at most 2^20), so that lookups in a map filled that far read two
+    /// `TVar`s instead of a path down the trie. A map still grows past its capacity (and
+    /// works below it); the root costs about 80 bytes per slot from the start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::atomically;
+    /// use concord_stm::collections::TMap;
+    ///
+    /// let m: TMap<u64, u64> = TMap::with_capacity(100_000);
+    /// atomically(|tx| (0..1000).try_for_each(|k| m.insert(tx, k, k).map(drop)));
+    /// assert_eq!(atomically(|tx| m.get(tx, &999)), Some(999));
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_capacity_and_hasher(capacity, RandomState::new())
     }
 }
 
@@ -181,19 +238,27 @@ where
 {
     /// An empty map that hashes keys with `hasher`.
     pub fn with_hasher(hasher: S) -> Self {
-        TMap { root: empty_node(), len: TCounter::new(), hasher }
+        Self::with_capacity_and_hasher(0, hasher)
+    }
+
+    /// An empty map sized for about `capacity` entries (see
+    /// [`with_capacity`](TMap::with_capacity)) that hashes keys with `hasher`.
+    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+        let shape = Shape::for_capacity(capacity);
+        TMap { root: empty_node(1 << shape.root_bits), shape, len: TCounter::new(), hasher }
     }
 
     /// Walks from the root to the slot that holds `hash`'s bucket.
+    #[inline]
     fn locate<'a>(&'a self, tx: &'a Transaction<'_>, hash: u64) -> Stm<Found<'a, K, V>> {
         let mut depth = 0;
-        let mut var = &self.root[index(hash, 0)];
+        let mut var = &self.root[self.shape.index(hash, 0)];
         loop {
             match tx.read(var)? {
                 Slot::Bucket(bucket) => return Ok(Found { var, bucket, depth }),
                 Slot::Node(children) => {
                     depth += 1;
-                    var = &children[index(hash, depth)];
+                    var = &children[self.shape.index(hash, depth)];
                 }
             }
         }
@@ -327,10 +392,10 @@ where
                     (Slot::Bucket(bucket), 0)
                 }
                 (None, Some(value)) => {
-                    let mut bucket = Vec::with_capacity(found.bucket.len() + 1);
+                    let mut bucket = Bucket::with_capacity(found.bucket.len() + 1);
                     bucket.extend(found.bucket.iter().cloned());
                     bucket.push((hash, Arc::new(Entry { key, value })));
-                    (grow(bucket, found.depth), 1)
+                    (grow(bucket, found.depth, self.shape), 1)
                 }
             };
             (found.var.clone(), slot, delta)
@@ -368,7 +433,7 @@ where
     /// A conflict, to propagate with `?`.
     pub fn clear(&self, tx: &mut Transaction<'_>) -> Stm<()> {
         for var in self.root.iter() {
-            tx.write(var, Slot::Bucket(Vec::new()))?;
+            tx.write(var, Slot::Bucket(SmallVec::new()))?;
         }
         self.len.set(tx, 0)
     }
@@ -401,17 +466,17 @@ where
 
 /// The new slot for `bucket` (holding a new entry) at `depth`: still a bucket if it is
 /// small enough (or cannot split further), else a node holding its entries one level down.
-fn grow<K, V>(bucket: Bucket<K, V>, depth: u32) -> Slot<K, V>
+fn grow<K, V>(bucket: Bucket<K, V>, depth: u32, shape: Shape) -> Slot<K, V>
 where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    if bucket.len() <= SPLIT || depth == MAX_DEPTH {
+    if bucket.len() <= SPLIT || depth == shape.max_depth() {
         return Slot::Bucket(bucket);
     }
-    let mut children: [Bucket<K, V>; WIDTH] = std::array::from_fn(|_| Vec::new());
+    let mut children: [Bucket<K, V>; WIDTH] = std::array::from_fn(|_| SmallVec::new());
     for (hash, entry) in bucket {
-        children[index(hash, depth + 1)].push((hash, entry));
+        children[shape.index(hash, depth + 1)].push((hash, entry));
     }
     Slot::Node(children.into_iter().map(|b| TVar::new(Slot::Bucket(b))).collect())
 }

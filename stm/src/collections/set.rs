@@ -47,6 +47,12 @@ where
     pub fn new() -> Self {
         TSet { map: TMap::new() }
     }
+
+    /// An empty set sized for about `capacity` keys (see
+    /// [`TMap::with_capacity`](crate::collections::TMap::with_capacity)).
+    pub fn with_capacity(capacity: usize) -> Self {
+        TSet { map: TMap::with_capacity(capacity) }
+    }
 }
 
 impl<K> Default for TSet<K>
@@ -66,6 +72,11 @@ where
     /// An empty set that hashes keys with `hasher`.
     pub fn with_hasher(hasher: S) -> Self {
         TSet { map: TMap::with_hasher(hasher) }
+    }
+
+    /// An empty set sized for about `capacity` keys that hashes keys with `hasher`.
+    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+        TSet { map: TMap::with_capacity_and_hasher(capacity, hasher) }
     }
 
     /// Adds `key`; returns whether it was absent.

@@ -93,7 +93,8 @@ pub(super) trait Dict: Sync {
 
 impl Dict for TMap<u64, u64> {
     fn load(keys: usize) -> Self {
-        let map = TMap::new();
+        // Sized like the other contenders' maps, which are built from an exact-size iterator.
+        let map = TMap::with_capacity(keys);
         for chunk in (0..keys as u64).collect::<Vec<_>>().chunks(1024) {
             atomically(|tx| chunk.iter().try_for_each(|&k| map.insert(tx, k, 0).map(drop)));
         }
