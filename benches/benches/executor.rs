@@ -9,8 +9,12 @@
 //!   `for_each_tx` on 2 workers, against the same transfers split between 2 long-lived plain
 //!   threads that are handed their half of each batch through a channel.
 //! - `contention`: 10,000 increments of one TVar spawned by `spawn_tx` on 2 workers (every
-//!   pair conflicts), backing off in place (the default) or yielding the worker after 1 or
-//!   4 conflicts (`Builder::yield_after_conflicts`).
+//!   pair conflicts), backing off in place (the default), yielding the worker after 1 or
+//!   4 conflicts (`Builder::yield_after_conflicts`), or yielding after every conflict and
+//!   serializing a task on the TVar after 1 or 4 yields in a row on it
+//!   (`Builder::serialize_hot_tvars`). The `long/` cases do the same with transactions
+//!   that compute for about half a microsecond between reading the TVar and writing it, so
+//!   that conflicts repeat. Each case prints its STM and serialization counts.
 //! - `ping_pong`: two tasks hand a ball through one TVar, each waiting by `retry`; the
 //!   executor's wake-to-resume histogram is printed at the end (stderr).
 
@@ -127,16 +131,65 @@ fn spawn_tx_increments(ex: &Executor, v: &'static TVar<u64>, iters: u64) -> Dura
     start.elapsed()
 }
 
+/// Like [`spawn_tx_increments`], but each transaction computes for about half a microsecond
+/// between its read and its write.
+fn spawn_tx_long_increments(ex: &Executor, v: &'static TVar<u64>, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let handles: Vec<_> = ex.install(|| {
+            (0..TASKS)
+                .map(|_| {
+                    ex.spawn_tx(|tx| {
+                        let x = tx.get(v)?;
+                        let mut h = x;
+                        for i in 0..300 {
+                            h = std::hint::black_box(h.wrapping_mul(31).wrapping_add(i));
+                        }
+                        std::hint::black_box(h);
+                        tx.write(v, x + 1)
+                    })
+                })
+                .collect()
+        });
+        ex.block_on(async {
+            for h in handles {
+                h.await;
+            }
+        });
+    }
+    start.elapsed()
+}
+
 fn contention(c: &mut Criterion) {
     let mut g = c.benchmark_group("contention");
     g.throughput(Throughput::Elements(TASKS));
-    for (name, policy) in
-        [("backoff", None), ("yield_after_1", Some(1)), ("yield_after_4", Some(4))]
+    // (name, yield after this many conflicts, serialize after this many yields on one TVar)
+    let cases = [
+        ("backoff", None, None),
+        ("yield_after_1", Some(1), None),
+        ("yield_after_4", Some(4), None),
+        ("serialize_after_1", Some(1), Some(1)),
+        ("serialize_after_4", Some(1), Some(4)),
+    ];
+    for (long, (name, yields, serialize)) in
+        [false, true].into_iter().flat_map(|long| cases.map(|case| (long, case)))
     {
-        let ex = Executor::builder().threads(2).yield_after_conflicts(policy).build().unwrap();
+        let ex = Executor::builder()
+            .threads(2)
+            .yield_after_conflicts(yields)
+            .serialize_hot_tvars(serialize)
+            .build()
+            .unwrap();
         let v = counter();
-        g.bench_function(name, |b| b.iter_custom(|iters| spawn_tx_increments(&ex, v, iters)));
-        eprintln!("contention/{name}: {}", ex.stats().stm);
+        let name = if long { format!("long/{name}") } else { name.to_owned() };
+        g.bench_function(&name, |b| {
+            b.iter_custom(|iters| match long {
+                false => spawn_tx_increments(&ex, v, iters),
+                true => spawn_tx_long_increments(&ex, v, iters),
+            })
+        });
+        let stats = ex.stats();
+        eprintln!("contention/{name}: {}; serialized {}", stats.stm, stats.serialized);
     }
     g.finish();
 }

@@ -10,6 +10,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
+use crate::serialize::{Locks, Serialized};
 use crate::stats::{ExecutorStats, Latency};
 use crate::task::{self, JoinHandle};
 use crate::worker::{self, latency_histogram, Worker};
@@ -23,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) pool: rayon_core::ThreadPool,
     workers: Vec<Arc<Worker>>,
     yield_after_conflicts: Option<u32>,
+    /// `spawn_tx` tasks take their hot TVar's lock after this many yields in a row on it.
+    serialize_hot: Option<(u32, Arc<Locks>)>,
     /// Tasks spawned from threads outside the pool (workers count their own).
     external_spawns: CachePadded<AtomicU64>,
 }
@@ -99,6 +102,7 @@ pub struct Builder {
     thread_name: Option<String>,
     stack_size: Option<usize>,
     yield_after_conflicts: Option<u32>,
+    serialize_hot_tvars: Option<u32>,
 }
 
 impl Builder {
@@ -124,9 +128,49 @@ impl Builder {
     /// every `n` consecutive conflicts, instead of backing off in place (see
     /// [`Atomically::yield_after_conflicts`](concord_stm::Atomically::yield_after_conflicts)).
     /// Off by default: switch it on where measurement shows that it helps.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is `Some(0)`.
     pub fn yield_after_conflicts(mut self, n: Option<u32>) -> Self {
         assert!(n != Some(0), "yield_after_conflicts(Some(0)): pass at least 1, or None for off");
         self.yield_after_conflicts = n;
+        self
+    }
+
+    /// Adaptive serialization: a task spawned by [`spawn_tx`](Executor::spawn_tx) whose
+    /// transaction yields `k` times in a row on conflicts over the same TVar takes an async
+    /// lock for that TVar and holds it while its transaction runs, in place (backing off
+    /// on conflicts instead of yielding), until it commits. Tasks
+    /// that keep conflicting on one TVar then run one at a time instead of aborting each
+    /// other, while tasks on other TVars go on in parallel. Off by default (`None`).
+    ///
+    /// The locks are a fixed table of 64, chosen by a hash of the TVar's
+    /// [`id`](concord_stm::TVar::id), so unrelated TVars occasionally share one. Waiting for
+    /// a lock suspends the task, never the worker; [`ExecutorStats::serialized`] counts the
+    /// locks taken.
+    ///
+    /// The mode works on yields, so it implies
+    /// [`yield_after_conflicts`](Self::yield_after_conflicts): unless that is set,
+    /// transactions yield after every conflict (`Some(1)`), and `k` yields are `k`
+    /// conflicts. With `yield_after_conflicts(Some(n))`, a task serializes after `k * n`
+    /// conflicts; keep that below the STM's own escalation to serial mode
+    /// ([`Policy::serial_after`](concord_stm::contention::Policy), 16 by default), after
+    /// which a transaction stops yielding and runs alone anyway. Tasks from
+    /// [`spawn`](Executor::spawn) are not affected.
+    ///
+    /// # Deadlocks
+    ///
+    /// None from these locks: a task holds at most one, takes it holding none, and lets it
+    /// go when its transaction waits in [`retry`](concord_stm::retry), so a lock holder is
+    /// always running. A transaction serialized on one TVar may touch any others.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `k` is `Some(0)`.
+    pub fn serialize_hot_tvars(mut self, k: Option<u32>) -> Self {
+        assert!(k != Some(0), "serialize_hot_tvars(Some(0)): pass at least 1, or None for off");
+        self.serialize_hot_tvars = k;
         self
     }
 
@@ -160,7 +204,11 @@ impl Builder {
                 id,
                 pool,
                 workers,
-                yield_after_conflicts: self.yield_after_conflicts,
+                // The serialization mode sees only yields: it implies yielding.
+                yield_after_conflicts: self
+                    .yield_after_conflicts
+                    .or(self.serialize_hot_tvars.map(|_| 1)),
+                serialize_hot: self.serialize_hot_tvars.map(|k| (k, Arc::new(Locks::new()))),
                 external_spawns: CachePadded::new(AtomicU64::new(0)),
             }),
         })
@@ -217,8 +265,16 @@ impl Executor {
         F: FnMut(&mut Transaction<'_>) -> Stm<R> + Send + 'static,
         R: Send + 'static,
     {
+        let spawned_at = Some(Instant::now());
         let tx = self.transaction(f);
-        task::spawn(&self.shared, tx, Some(Instant::now()))
+        match &self.shared.serialize_hot {
+            None => task::spawn(&self.shared, tx, spawned_at),
+            Some((k, locks)) => {
+                let yield_every = self.shared.yield_after_conflicts.unwrap_or(1);
+                let tx = Serialized::new(tx, Arc::clone(locks), *k, yield_every);
+                task::spawn(&self.shared, tx, spawned_at)
+            }
+        }
     }
 
     fn transaction<R, F>(&self, f: F) -> concord_stm::Atomically<F>
@@ -325,6 +381,7 @@ impl Executor {
             suspensions: get(|c| &c.suspensions),
             wakeups: get(|c| &c.wakeups),
             stolen: get(|c| &c.stolen),
+            serialized: get(|c| &c.serialized),
             stm: stm.into_iter().sum(),
             spawn_to_commit: Latency::of(&spawn_to_commit),
             wake_to_resume: Latency::of(&wake_to_resume),

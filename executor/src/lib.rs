@@ -37,8 +37,13 @@
 //!
 //! By default a conflicting transaction backs off in place, as on a plain thread.
 //! [`Builder::yield_after_conflicts`] makes it give its worker to other tasks instead.
+//! [`Builder::serialize_hot_tvars`] goes further: tasks that keep conflicting on the same
+//! TVar take turns on an async lock for it, while the others run in parallel. Both are off
+//! by default; measure before switching either on (the `contention` group of the
+//! `executor` benchmark compares them on one hot TVar).
 
 mod executor;
+mod serialize;
 mod stats;
 mod task;
 mod worker;

@@ -29,6 +29,11 @@ pub struct ExecutorStats {
     pub wakeups: u64,
     /// Task runs on another worker than the one that queued them (work stealing).
     pub stolen: u64,
+    /// Times a `spawn_tx` task, having yielded again and again on conflicts over one TVar,
+    /// took that TVar's lock to run alone among the tasks hot on it
+    /// ([`Builder::serialize_hot_tvars`](crate::Builder::serialize_hot_tvars)). A task
+    /// takes it at most once, unless it waits in `retry` in between.
+    pub serialized: u64,
     /// The STM statistics of the worker threads (commits, aborts by cause, retries,
     /// yields...): every transaction run on the pool, including `for_each_tx`'s.
     pub stm: concord_stm::stats::Stats,
@@ -92,7 +97,7 @@ impl fmt::Display for ExecutorStats {
         writeln!(
             f,
             "tasks: spawned {}, completed {}, panicked {}; polls {}, suspensions {}, wakeups {} \
-             (spurious {}), stolen {} ({} workers)",
+             (spurious {}), stolen {}, serialized {} ({} workers)",
             self.spawned,
             self.completed,
             self.panicked,
@@ -101,6 +106,7 @@ impl fmt::Display for ExecutorStats {
             self.wakeups,
             self.stm.spurious_wakeups,
             self.stolen,
+            self.serialized,
             self.workers
         )?;
         writeln!(f, "stm: {}", self.stm)?;

@@ -39,6 +39,8 @@ pub(crate) struct Counters {
     pub(crate) wakeups: AtomicU64,
     pub(crate) stolen: AtomicU64,
     pub(crate) panics: AtomicU64,
+    /// Serialization locks taken (`Builder::serialize_hot_tvars`).
+    pub(crate) serialized: AtomicU64,
 }
 
 /// Counts a single-writer counter up by one.

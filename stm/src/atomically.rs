@@ -33,8 +33,8 @@ enum Step<R, C> {
     /// The body retried; sleep on this registration, then run again.
     Wait(Registration),
     /// An async transaction gives its thread to other tasks after this many consecutive
-    /// conflicts; poll again to go on.
-    Yield(u32),
+    /// conflicts, the last of them on this TVar (its id); poll again to go on.
+    Yield(u32, usize),
 }
 
 /// How the caller of the attempt loop waits.
@@ -139,7 +139,7 @@ where
                     if conflicts % every == 0 && conflicts < serial_after {
                         // Yielding is this transaction's backoff: other tasks run meanwhile.
                         ctx.counters.yielded();
-                        return Step::Yield(conflicts);
+                        return Step::Yield(conflicts, c.tvar);
                     }
                 }
                 let rng = rng.get_or_insert_with(|| {
@@ -414,7 +414,7 @@ where
                     ctx.counters.wakeup();
                     woken = true;
                 }
-                Step::Yield(_) => unreachable!("blocking transactions never yield"),
+                Step::Yield(..) => unreachable!("blocking transactions never yield"),
             }
             step = run_attempts(ctx, f, Waiting::PARK, None, 0);
         }
@@ -483,7 +483,7 @@ pub fn atomically_async<R, F>(f: F) -> Atomically<F>
 where
     F: FnMut(&mut Transaction<'_>) -> Stm<R>,
 {
-    Atomically { f, registration: None, conflicts: 0, yield_every: None }
+    Atomically { f, registration: None, conflicts: 0, yield_every: None, yielded_on: None }
 }
 
 /// The future returned by [`atomically_async`].
@@ -494,6 +494,9 @@ pub struct Atomically<F> {
     /// Conflicts so far, kept across yields (the transaction's age, for contention).
     conflicts: u32,
     yield_every: Option<NonZeroU32>,
+    /// The TVar of the conflict that made the last poll yield; `None` unless it yielded
+    /// (kept in step with `conflicts`, which is nonzero exactly then).
+    yielded_on: Option<usize>,
 }
 
 impl<F> Atomically<F> {
@@ -509,9 +512,45 @@ impl<F> Atomically<F> {
     ///
     /// Panics if `n` is 0.
     pub fn yield_after_conflicts(mut self, n: u32) -> Self {
-        self.yield_every =
-            Some(NonZeroU32::new(n).expect("yield_after_conflicts(0): pass at least 1 conflict"));
+        self.set_yield_after_conflicts(Some(n));
         self
+    }
+
+    /// Sets or (with `None`) clears [`yield_after_conflicts`](Self::yield_after_conflicts)
+    /// on a future that may already have been polled: the next poll follows the new
+    /// setting, with the age the transaction has. Without yielding it backs off in place.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is `Some(0)`.
+    pub fn set_yield_after_conflicts(&mut self, n: Option<u32>) {
+        self.yield_every = n.map(|n| {
+            NonZeroU32::new(n).expect("yield_after_conflicts(0): pass at least 1 conflict")
+        });
+    }
+
+    /// If the last poll returned `Pending` to yield after conflicts (see
+    /// [`yield_after_conflicts`](Self::yield_after_conflicts)), the TVar that the conflict
+    /// which made it yield was on, as its [`TVar::id`](crate::TVar::id) (the number in
+    /// [`stats::Conflict::tvar`](crate::stats::Conflict)); otherwise `None`: the future was
+    /// not polled yet, it committed, or it is waiting in [`retry`](crate::retry).
+    ///
+    /// An executor can use it to tell a yield from a wait, and to serialize the tasks that
+    /// keep conflicting on one TVar (as `concord-executor`'s `serialize_hot_tvars` does).
+    /// The attribution is the one the statistics make: the TVar whose read, lock or
+    /// validation failed in the losing attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::{atomically_async, TVar};
+    ///
+    /// let v = TVar::new(0);
+    /// let fut = atomically_async(|tx| tx.modify(&v, |x| x + 1)).yield_after_conflicts(1);
+    /// assert_eq!(fut.last_conflict_tvar(), None);
+    /// ```
+    pub fn last_conflict_tvar(&self) -> Option<usize> {
+        self.yielded_on
     }
 }
 
@@ -520,6 +559,7 @@ impl<F> std::fmt::Debug for Atomically<F> {
         f.debug_struct("Atomically")
             .field("waiting", &self.registration.is_some())
             .field("conflicts", &self.conflicts)
+            .field("yielded_on", &self.yielded_on)
             .finish()
     }
 }
@@ -577,6 +617,7 @@ impl<F> Atomically<F> {
             0 => fast_path(ctx, &mut self.f, waiting),
             conflicts => {
                 self.conflicts = 0;
+                self.yielded_on = None;
                 run_attempts(ctx, &mut self.f, waiting, None, conflicts)
             }
         };
@@ -595,8 +636,9 @@ impl<F> Atomically<F> {
                     self.registration = Some(reg);
                     return Poll::Pending;
                 }
-                Step::Yield(conflicts) => {
+                Step::Yield(conflicts, tvar) => {
                     self.conflicts = conflicts;
+                    self.yielded_on = Some(tvar);
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }

@@ -12,6 +12,7 @@
 //! | `policy.rs`     | the process-wide contention policy (serial mode always, or never)         |
 //! | `stress.rs`     | bounded stress: conservation, opacity, lost wakeups, starvation           |
 //! | `executor.rs`   | the executor: `retry` suspends tasks, not workers; panics, cancellation, `for_each_tx`, FIFO yields |
+//! | `executor_serialize.rs` | the executor's adaptive mode: tasks hot on one TVar take turns, others never wait |
 //! | `tokio_runtime.rs` | the STM's futures on tokio's multi-thread runtime                      |
 //! | `collections_model.rs` | quickcheck: the collections against `std` models                   |
 //! | `collections_stress.rs` | concurrent collections: every item once, replay of a `TMap`, `TSem` permits |

@@ -204,7 +204,7 @@ fn dropping_a_pending_future_unregisters_it() {
     let mut cx = Context::from_waker(&waker);
     let mut fut = Box::pin(atomically_async(|tx| check(tx.get(&v)? > 0)));
     assert!(fut.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(format!("{fut:?}"), "Atomically { waiting: true, conflicts: 0 }");
+    assert_eq!(format!("{fut:?}"), "Atomically { waiting: true, conflicts: 0, yielded_on: None }");
     assert!(Arc::strong_count(&state) > 2, "the registration holds a clone of the waker");
 
     drop(fut);
@@ -291,7 +291,7 @@ fn a_future_that_need_not_wait_is_ready_at_once() {
         tx.modify(&v, |x| x + 1)?;
         tx.get(&v)
     });
-    assert_eq!(format!("{fut:?}"), "Atomically { waiting: false, conflicts: 0 }");
+    assert_eq!(format!("{fut:?}"), "Atomically { waiting: false, conflicts: 0, yielded_on: None }");
     assert_eq!(Pin::new(&mut fut).poll(&mut Context::from_waker(&waker)), Poll::Ready(2));
     drop(waker);
     assert_eq!(Arc::strong_count(&state), 1);
