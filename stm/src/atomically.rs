@@ -125,8 +125,10 @@ where
             Ok(Err(e)) => after_error(ctx, e, waker),
             Err(payload) => after_unwind(ctx, payload, waker),
         };
-        // Hooks run outside serial mode: one may start a transaction of its own.
+        // Hooks, and the destructors and wakers the attempt left, run outside serial mode:
+        // any of them may start a transaction of its own, which may need serial mode too.
         drop(serial_guard);
+        ctx.finish_serial_attempt();
         run_hooks(ctx);
         match next {
             Next::Return(step) => return step,

@@ -184,3 +184,36 @@ fn serial_abort_and_panic_release_everything() {
     });
     assert_eq!(v.read_atomic(), 10);
 }
+
+/// A value whose destructor runs a transaction of its own.
+struct Recorder(TVar<u32>);
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        atomically(|tx| tx.modify(&self.0, |n| n + 1));
+    }
+}
+
+#[test]
+fn a_destructor_run_at_the_end_of_a_serial_attempt_may_start_a_serial_transaction() {
+    serial_always();
+    let dropped = TVar::new(0_u32);
+    let slot: TVar<Option<Recorder>> = TVar::new(None);
+    let (d, s) = (dropped.clone(), slot.clone());
+    run_within(LIMIT, "a serial transaction started by a destructor", move || {
+        // The first branch's write is rolled back; its value is dropped when the attempt
+        // ends, still inside this serial transaction's `atomically`, and its destructor's
+        // transaction is serial too: it must not wait for the serial lock this thread holds.
+        atomically(|tx| {
+            tx.or_else(
+                |tx| {
+                    tx.write(&s, Some(Recorder(d.clone())))?;
+                    retry()
+                },
+                |tx| tx.get(&d).map(drop),
+            )
+        });
+    });
+    assert_eq!(dropped.read_atomic(), 1);
+    drop(slot);
+}

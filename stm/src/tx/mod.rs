@@ -105,6 +105,10 @@ pub(crate) struct TxInner {
     /// end of `after_attempt`). A transaction started then by user code outside the body
     /// (a destructor, a waker) runs on a temporary context instead (INV-LOGS).
     busy: Cell<bool>,
+    /// A serial attempt has ended and its `after_attempt` (user destructors, wakers) waits
+    /// for the caller to release the serial lock first: a destructor's own transaction may
+    /// need that lock (INV-SERIAL). See `finish_serial_attempt`.
+    after_serial: Cell<bool>,
 }
 
 thread_local_state! {
@@ -184,6 +188,7 @@ impl TxInner {
             counters,
             active: Cell::new(false),
             busy: Cell::new(false),
+            after_serial: Cell::new(false),
         }
     }
 
@@ -248,7 +253,27 @@ impl TxInner {
         let guard = st.guard.take();
         st.committed = false;
         drop(guard);
-        self.after_attempt();
+        self.end_attempt();
+    }
+
+    /// Runs `after_attempt`, or, for a serial attempt, leaves it to `finish_serial_attempt`.
+    fn end_attempt(&self) {
+        // SAFETY: the owning thread, between attempts; the borrow ends at once (INV-LOGS).
+        if unsafe { self.state() }.serial {
+            self.after_serial.set(true);
+        } else {
+            self.after_attempt();
+        }
+    }
+
+    /// Runs the `after_attempt` that a serial attempt deferred. Called with the serial lock
+    /// released: user code run here may start a transaction that escalates to serial mode
+    /// itself (INV-SERIAL).
+    #[inline]
+    pub(crate) fn finish_serial_attempt(&self) {
+        if self.after_serial.replace(false) {
+            self.after_attempt();
+        }
     }
 
     /// Runs, with no borrow of the state held, what an ended attempt left: destructors of
@@ -344,7 +369,7 @@ impl TxInner {
         let guard = st.guard.take();
         st.committed = true;
         drop(guard);
-        self.after_attempt();
+        self.end_attempt();
         Ok(read_only)
     }
 
