@@ -204,12 +204,14 @@ pub(crate) fn free_batches(mut ready: Vec<Batch>) -> Vec<Batch> {
             _ => None,
         };
         match uniform {
-            // SAFETY: the values were unlinked from their TVars before they were retired, and
-            // are retired once (INV-PUBLISHED); the batch's grace period is over (a later
-            // batch's being over implies it: epochs only grow), so no thread can still hold
-            // them (INV-RECLAIM). Each is a block of `class` whose value needs no drop
-            // (`Disposal::of`, INV-HEADER).
-            Some(class) => unsafe { free_blocks(class, batch.iter().map(|(p, _)| p.0)) },
+            Some(class) => {
+                // SAFETY: the values were unlinked from their TVars before they were retired,
+                // and are retired once (INV-PUBLISHED); the batch's grace period is over (a
+                // later batch's being over implies it: epochs only grow), so no thread can
+                // still hold them (INV-RECLAIM). Each is a block of `class` whose value needs
+                // no drop (`Disposal::of`, INV-HEADER).
+                unsafe { free_blocks(class, batch.iter().map(|(p, _)| p.0)) };
+            }
             None => {
                 for (ptr, disposal) in batch.iter() {
                     // SAFETY: as above; `disposal` was made for the value's type (INV-HEADER).

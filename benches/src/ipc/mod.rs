@@ -124,7 +124,26 @@ pub trait Rx<const W: usize>: Send + fmt::Debug {
     /// # Errors
     ///
     /// If there is no message and the sending end is gone.
-    fn recv_batch<F: FnMut([u64; W])>(&mut self, max: usize, f: F) -> Result<usize, Disconnected>;
+    ///
+    /// The default takes one message with `recv`, then more with `try_recv`; transports that
+    /// can take several in one step override it.
+    fn recv_batch<F: FnMut([u64; W])>(
+        &mut self,
+        max: usize,
+        mut f: F,
+    ) -> Result<usize, Disconnected> {
+        if max == 0 {
+            return Ok(0);
+        }
+        f(self.recv()?);
+        let mut n = 1;
+        while n < max {
+            let Ok(msg) = self.try_recv() else { break };
+            f(msg);
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 /// The other end of the channel is gone (dropped, or its process exited).

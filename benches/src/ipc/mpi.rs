@@ -345,28 +345,6 @@ impl<const W: usize> Rx<W> for Receiver<W> {
             std::thread::sleep(left.min(POLL_SLEEP));
         }
     }
-
-    fn recv_batch<F: FnMut([u64; W])>(
-        &mut self,
-        max: usize,
-        mut f: F,
-    ) -> Result<usize, Disconnected> {
-        if max == 0 {
-            return Ok(0);
-        }
-        f(self.recv()?);
-        let mut n = 1;
-        while n < max {
-            match self.try_recv() {
-                Ok(msg) => {
-                    f(msg);
-                    n += 1;
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(n)
-    }
 }
 
 impl<const W: usize> Drop for Receiver<W> {
