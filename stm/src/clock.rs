@@ -1,13 +1,17 @@
-//! The global version clock.
+//! The global version clock, advanced lazily: by readers, never by commits.
 //!
-//! One cache-line-padded counter, advanced only by commits that write: a read-only
-//! transaction loads it once (its snapshot) and never writes it, so readers share its cache
-//! line in the S state and never bounce it. Padding keeps unrelated hot data (the stats, a
-//! neighbouring static) off the line writers do bounce.
+//! A commit stamps what it writes with the version one past the time it reads from the clock
+//! (and past every version it replaces), without advancing the clock. A transaction that
+//! later reads such a TVar finds a version newer than its snapshot and moves the clock up to
+//! it ([`Clock::advance_to`]), then extends its snapshot. So the clock's cache line is written
+//! only when someone reads a TVar written since the last advance, not on every commit: on
+//! two cores, commits to unrelated TVars no longer bounce one line between them (TL2's GV5
+//! scheme, with the reader-side advance of GV6; why it stays opaque is INV-CLOCK in
+//! `stm/DESIGN.md`). Padding keeps unrelated hot data off the line.
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{global, AtomicU64, Ordering};
+use crate::sync::{global, loom_sc_fence, AtomicU64, Ordering};
 
 /// The global version clock. Versions start at 0 (every new TVar is at version 0).
 pub(crate) struct Clock {
@@ -28,18 +32,45 @@ impl Clock {
     /// The current time: a snapshot's read version.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        // Acquire pairs with the AcqRel `fetch_add` in `tick`: a transaction that starts at
-        // this time sees every commit whose write version is <= it fully published or locked.
-        self.now.load(Ordering::Acquire)
+        // SeqCst, with the reader's SeqCst lock-word loads after it and the committer's
+        // SeqCst locking CAS and `write_version` load: a commit whose write version is <= the
+        // time read here is seen locked or published (INV-CLOCK). On x86 a SeqCst load is a
+        // plain load. Acquire part: pairs with the Release part of the `fetch_max` in
+        // `advance_to` that wrote the value.
+        let now = self.now.load(Ordering::SeqCst);
+        loom_sc_fence();
+        now
     }
 
-    /// Takes a fresh write version for a commit that holds all its locks.
+    /// The write version of a commit that holds all its locks: one past the time now, and at
+    /// least `floor` (one past every version the commit replaces, so that a TVar's version
+    /// only ever grows). Does not advance the clock.
     #[inline]
-    pub(crate) fn tick(&self) -> u64 {
-        // AcqRel: Release so that a reader extending its snapshot to this time (Acquire load
-        // in `now`) sees our locks, Acquire so that we see every earlier committer's locks
-        // before validating (INV-CLOCK).
-        self.now.fetch_add(1, Ordering::AcqRel) + 1
+    pub(crate) fn write_version(&self, floor: u64) -> u64 {
+        loom_sc_fence();
+        // SeqCst: ordered after our SeqCst locking CASes and before any `advance_to` past the
+        // value read, hence before the clock load of any snapshot that will cover this write
+        // version (INV-CLOCK).
+        (self.now.load(Ordering::SeqCst) + 1).max(floor)
+    }
+
+    /// Moves the clock up to at least `version` (a version a reader found newer than its
+    /// snapshot) and returns the time now, which is `>= version`.
+    #[inline]
+    pub(crate) fn advance_to(&self, version: u64) -> u64 {
+        // SeqCst: as in `now`. A read that already finds the clock at `version` needs no
+        // write: the value it reads was written by an advance that came after the clock
+        // load of every commit it covers (INV-CLOCK).
+        let now = self.now.load(Ordering::SeqCst);
+        let now = if now >= version {
+            now
+        } else {
+            // SeqCst: as above; its Release part pairs with the Acquire part of other
+            // snapshots' loads in `now` and here.
+            self.now.fetch_max(version, Ordering::SeqCst).max(version)
+        };
+        loom_sc_fence();
+        now
     }
 }
 

@@ -132,6 +132,59 @@ fn loom_models_snapshot_extension_vs_commit_is_opaque() {
     });
 }
 
+/// The lazy clock: commits do not advance the clock, so two of them may share a write
+/// version, and a reader moves the clock up when it finds a newer version. Here the reader's
+/// snapshot predates both commits of the writer: `z`'s lands first (at version 1, the clock
+/// left at 0), then the reader reads `z`, advancing the clock to 1 and extending its
+/// snapshot, while the commit of `x` and `y` (also at version 1: nobody may have advanced the
+/// clock when it read it) may be anywhere in its own. The reader must see that commit locked
+/// or whole, never half (INV-CLOCK): its snapshot covers a write version that the clock was
+/// advanced to for another commit.
+#[test]
+fn loom_models_lazy_clock_shared_write_version_is_opaque() {
+    model(1, || {
+        let x = Arc::new(TVar::new(0_u32));
+        let y = Arc::new(TVar::new(0_u32));
+        let z = Arc::new(TVar::new(0_u32));
+        let reader_began = Arc::new(AtomicBool::new(false));
+        let z_done = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (x, y, z, began, done) =
+                (x.clone(), y.clone(), z.clone(), reader_began.clone(), z_done.clone());
+            spawn(move |ctx| {
+                while !began.load(Ordering::Acquire) {
+                    loom::thread::yield_now();
+                }
+                atomically_in(ctx, |tx| tx.write(&z, 1));
+                done.store(true, Ordering::Release);
+                atomically_in(ctx, |tx| {
+                    tx.write(&x, 1)?;
+                    tx.write(&y, 1)
+                });
+            })
+        };
+        let reader = {
+            let (x, y, z, began, done) =
+                (x.clone(), y.clone(), z.clone(), reader_began.clone(), z_done.clone());
+            spawn(move |ctx| {
+                let (a, b) = atomically_in(ctx, |tx| {
+                    began.store(true, Ordering::Release);
+                    while !done.load(Ordering::Acquire) {
+                        loom::thread::yield_now();
+                    }
+                    let _ = *tx.read(&z)?;
+                    let a = *tx.read(&x)?;
+                    let b = *tx.read(&y)?;
+                    Ok((a, b))
+                });
+                assert_eq!(a, b, "an attempt saw half of a commit");
+            })
+        };
+        writer.join().unwrap();
+        reader.join().unwrap();
+    });
+}
+
 /// Retry registration vs commit: a transaction that retries while `flag` is false is always
 /// woken by the commit that sets it (INV-WAKE); loom reports a deadlock if it sleeps forever.
 #[test]

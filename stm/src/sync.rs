@@ -24,6 +24,18 @@ pub(crate) use std::sync::Arc;
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 
+/// Under loom, a `SeqCst` fence; otherwise nothing.
+///
+/// Loom does not model `SeqCst` loads, stores and read-modify-writes (it treats them as
+/// `AcqRel`, tokio-rs/loom#180) but does model `SeqCst` fences. The clock protocol relies on
+/// the single total order of its `SeqCst` accesses (INV-CLOCK); under loom, a fence placed
+/// next to each of those accesses gives the same order in the form loom checks.
+#[inline(always)]
+pub(crate) fn loom_sc_fence() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+}
+
 /// A mutex with parking_lot's API (no poisoning), backed by loom's mutex under loom.
 #[derive(Debug, Default)]
 pub(crate) struct Mutex<T> {

@@ -18,15 +18,18 @@ impl TxState {
             self.release_held();
             return Ok(());
         }
-        if let Err(c) = self.lock_writes() {
-            self.unlock_unpublished();
-            return Err(c);
-        }
-        let wv = CLOCK.tick();
-        // With a fetch_add clock, `wv == rv + 1` means no other commit took a version since
-        // our snapshot, so nothing we read can have changed (TL2's shortcut). Serial mode
-        // holds the lock of everything it read (INV-SERIAL).
-        if !self.serial && wv != self.rv + 1 {
+        let floor = match self.lock_writes() {
+            Ok(floor) => floor,
+            Err(c) => {
+                self.unlock_unpublished();
+                return Err(c);
+            }
+        };
+        let wv = CLOCK.write_version(floor);
+        // The clock is not advanced by commits, so `wv` says nothing about commits since our
+        // snapshot: validate every read (INV-CLOCK). Serial mode holds the lock of everything
+        // it read (INV-SERIAL).
+        if !self.serial {
             if let Err(c) = self.validate(Cause::Validate) {
                 self.unlock_unpublished();
                 return Err(c);
@@ -38,28 +41,34 @@ impl TxState {
 
     /// Locks every TVar of the write set, waiting a bounded time for each (never waiting
     /// unboundedly while holding locks: no deadlock). Serial mode waits as long as needed.
-    fn lock_writes(&mut self) -> Result<(), Conflict> {
+    /// Returns one past the newest version the locked TVars are at: the floor of the write
+    /// version, so that a TVar never gets a version it had before (INV-CLOCK).
+    fn lock_writes(&mut self) -> Result<u64, Conflict> {
         let patience = lock_patience(self.conflicts);
         let serial = self.serial;
+        let mut newest = 0;
         for e in self.writes.iter_mut() {
             // SAFETY: the entry was logged in this pinned attempt, so its core is alive
             // (INV-RECLAIM, INV-REFS); the lock word is an atomic.
             let header = unsafe { &*e.header };
             if serial {
-                e.waiters = if self.held.remove(&e.header) {
+                let word = if self.held.remove(&e.header) {
                     // Locked when read (INV-SERIAL); no waiter sets its bit on a locked word.
                     // Relaxed: we own the lock, so nobody else writes the word.
-                    header.lock.load(Ordering::Relaxed) & WAITERS != 0
+                    header.lock.load(Ordering::Relaxed)
                 } else {
-                    super::lock_serial(header) & WAITERS != 0
+                    super::lock_serial(header)
                 };
+                e.waiters = word & WAITERS != 0;
                 e.locked = true;
+                newest = newest.max(lock_word::version(word));
                 continue;
             }
             match try_lock(header, Some(patience)) {
                 Some(word) => {
                     e.locked = true;
                     e.waiters = word & WAITERS != 0;
+                    newest = newest.max(lock_word::version(word));
                 }
                 None => {
                     return Err(Conflict {
@@ -70,7 +79,7 @@ impl TxState {
                 }
             }
         }
-        Ok(())
+        Ok(newest + 1)
     }
 
     /// Gives back every lock taken without publishing (the versions are unchanged).
@@ -87,8 +96,9 @@ impl TxState {
     }
 
     /// Publishes every pending value and unlocks its TVar at version `wv`, waking its
-    /// waiters. Per TVar, publish-then-unlock is enough: all locks were taken before `wv`, so
-    /// a reader that sees one TVar at `wv` finds the others locked or at `wv` (INV-CLOCK).
+    /// waiters. Per TVar, publish-then-unlock is enough: all locks were taken before `wv` was
+    /// read off the clock, so a snapshot that covers `wv` finds the others locked or at `wv`
+    /// (INV-CLOCK).
     fn publish(&mut self, wv: u64) {
         let guard = self.guard.as_ref().expect("commit runs pinned");
         let new_word = lock_word::at_version(wv);
@@ -132,13 +142,15 @@ pub(crate) fn try_lock(header: &Header, patience: Option<u32>) -> Option<u64> {
         // Relaxed: the CAS below re-checks and orders.
         let word = header.lock.load(Ordering::Relaxed);
         if !is_locked(word) {
-            // Acquire pairs with the Release store that last unlocked this word (we see the
-            // value it published; a serial release or a committer giving up also unlocks with
-            // Release) and with a waiter's Release CAS of `WAITERS` (we see its registration,
-            // INV-WAKE).
+            // Acquire part: pairs with the Release store that last unlocked this word (we see
+            // the value it published; a serial release or a committer giving up also unlocks
+            // with Release) and with a waiter's Release CAS of `WAITERS` (we see its
+            // registration, INV-WAKE). SeqCst: the lock precedes our `Clock::write_version`
+            // load in the single order that readers' SeqCst clock and lock-word loads follow
+            // (INV-CLOCK); on x86 a locked CAS costs the same either way.
             if header
                 .lock
-                .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange_weak(word, word | LOCKED, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
             {
                 return Some(word);

@@ -634,12 +634,13 @@ impl TxState {
         self.writes.find(header).is_some_and(|i| self.writes.get(i).locked)
     }
 
-    /// Tries to move the snapshot forward to now (LSA): succeeds if nothing read so far has
-    /// changed.
+    /// Moves the snapshot forward to cover `version`, a version newer than it that a read
+    /// found (LSA): advances the clock to it if needed, then succeeds if nothing read so far
+    /// has changed.
     #[cold]
-    fn extend(&mut self) -> Result<(), Conflict> {
-        // Load the time first, then validate: every read is then current at `now`.
-        let now = CLOCK.now();
+    fn extend(&mut self, version: u64) -> Result<(), Conflict> {
+        // Take the time first, then validate: every read is then current at `now`.
+        let now = CLOCK.advance_to(version);
         match self.reads.first_stale(|_| false) {
             None => {
                 self.rv = now;
@@ -950,9 +951,12 @@ impl TxState {
     ) -> Result<*mut T, Conflict> {
         let mut spins = 0_u32;
         loop {
-            // Acquire pairs with the Release store that unlocks in `commit::publish` (and the
-            // Release `fetch_and` of a committer or serial transaction that gives up).
-            let before = core.header.lock.load(Ordering::Acquire);
+            // Acquire part: pairs with the Release store that unlocks in `commit::publish` (and
+            // the Release `fetch_and` of a committer or serial transaction that gives up).
+            // SeqCst: ordered after our snapshot's SeqCst clock load, so a commit whose write
+            // version the snapshot covers is seen locked or published (INV-CLOCK). On x86 a
+            // SeqCst load is a plain load.
+            let before = core.header.lock.load(Ordering::SeqCst);
             if is_locked(before) {
                 // A commit is publishing this TVar: wait a little (longer for an older
                 // transaction) before giving up.
@@ -966,20 +970,19 @@ impl TxState {
             // Acquire pairs with the Release store of the pointer in `commit::publish`: the
             // value is initialized.
             let ptr = core.value.load(Ordering::Acquire);
-            // Acquire: pairs with the unlocking swap, like `before`; ordered after the
-            // pointer load by that load's Acquire.
-            let after = core.header.lock.load(Ordering::Acquire);
+            // SeqCst: as for `before`; ordered after the pointer load by that load's Acquire.
+            let after = core.header.lock.load(Ordering::SeqCst);
             if !same_state(before, after) {
                 continue;
             }
             let version = lock_word::version(before);
             if version > self.rv {
-                self.extend()?;
+                self.extend(version)?;
                 // The extension made the snapshot current as of a clock value read *after*
                 // this TVar: if a commit changed it in between, the value we hold is older
                 // than the snapshot now claims. Read it again (INV-OPACITY).
-                // Acquire: as for `after`.
-                if !same_state(before, core.header.lock.load(Ordering::Acquire)) {
+                // SeqCst: as for `before`.
+                if !same_state(before, core.header.lock.load(Ordering::SeqCst)) {
                     continue;
                 }
             }

@@ -24,10 +24,12 @@ impl ReadEntry {
         // SAFETY: the entry was logged in the current, still pinned attempt, so the core is
         // not freed (INV-RECLAIM); the lock word is an atomic.
         let header = unsafe { &*self.header };
-        // Acquire pairs with the Release store that unlocks in `commit::publish` (and the
-        // Release `fetch_and` of a committer or serial transaction that gives up): a version we
-        // see as unchanged really is the one whose value we read.
-        header.lock.load(Ordering::Acquire)
+        // Acquire part: pairs with the Release store that unlocks in `commit::publish` (and
+        // the Release `fetch_and` of a committer or serial transaction that gives up): a
+        // version we see as unchanged really is the one whose value we read. SeqCst: ordered
+        // after the clock load of the snapshot being validated, so a commit the snapshot
+        // covers is seen locked or published (INV-CLOCK).
+        header.lock.load(Ordering::SeqCst)
     }
 }
 
