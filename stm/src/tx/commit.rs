@@ -30,7 +30,7 @@ impl TxState {
         // snapshot: validate every read (INV-CLOCK). Serial mode holds the lock of everything
         // it read (INV-SERIAL).
         if !self.serial {
-            if let Err(c) = self.validate(Cause::Validate) {
+            if let Err(c) = self.validate_locked() {
                 self.unlock_unpublished();
                 return Err(c);
             }
@@ -80,6 +80,27 @@ impl TxState {
             }
         }
         Ok(newest + 1)
+    }
+
+    /// Validates the read set while the whole write set is locked by us: every read is still
+    /// at the version seen, and unlocked unless the TVar is one of ours.
+    #[inline]
+    fn validate_locked(&self) -> Result<(), Conflict> {
+        for e in self.reads.iter() {
+            let w = e.word();
+            // Every entry of the write set is locked at this point: a locked TVar is ours
+            // exactly when it has an entry.
+            if lock_word::version(w) != e.version
+                || (is_locked(w) && self.writes.find(e.header).is_none())
+            {
+                return Err(Conflict {
+                    cause: Cause::Validate,
+                    tvar: e.header as usize,
+                    site: e.site,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Gives back every lock taken without publishing (the versions are unchanged).

@@ -977,7 +977,14 @@ impl TxState {
             }
             let version = lock_word::version(before);
             if version > self.rv {
-                self.extend(version)?;
+                if self.reads.is_empty() {
+                    // Nothing read yet: the snapshot moves to the clock's time with nothing
+                    // to validate (the common case of a first read of a TVar written since
+                    // the clock last advanced).
+                    self.rv = CLOCK.advance_to(version);
+                } else {
+                    self.extend(version)?;
+                }
                 // The extension made the snapshot current as of a clock value read *after*
                 // this TVar: if a commit changed it in between, the value we hold is older
                 // than the snapshot now claims. Read it again (INV-OPACITY).
