@@ -145,7 +145,11 @@ where
                     }
                 }
                 let rng = rng.get_or_insert_with(|| {
-                    contention::Rng::new(ctx as *const TxInner as u64 ^ crate::clock::CLOCK.now())
+                    // Not the clock: it moves rarely now, and under loom its load adds a fence.
+                    contention::Rng::new(
+                        (ctx as *const TxInner as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                            ^ ctx.counters.seed(),
+                    )
                 });
                 backoff(conflicts, rng);
             }

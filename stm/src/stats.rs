@@ -225,6 +225,16 @@ impl Counters {
         }
     }
 
+    /// A number that changes with every commit and conflict of this thread: a seed for
+    /// backoff jitter that differs between threads (mixed with an address) and over time.
+    pub(crate) fn seed(&self) -> u64 {
+        // Relaxed: this thread's own counters; any value will do.
+        let c = self.commits.load(Ordering::Relaxed);
+        c ^ self.abort_read.load(Ordering::Relaxed).rotate_left(21)
+            ^ self.abort_lock.load(Ordering::Relaxed).rotate_left(42)
+            ^ self.abort_validate.load(Ordering::Relaxed).rotate_left(11)
+    }
+
     pub(crate) fn abort(&self, cause: Cause, tvar: usize, site: &'static Location<'static>) {
         bump(match cause {
             Cause::Read => &self.abort_read,
