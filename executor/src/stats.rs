@@ -37,7 +37,9 @@ pub struct ExecutorStats {
     /// The STM statistics of the worker threads (commits, aborts by cause, retries,
     /// yields...): every transaction run on the pool, including `for_each_tx`'s.
     pub stm: concord_stm::stats::Stats,
-    /// From `spawn_tx` to the commit of its transaction.
+    /// From `spawn_tx` to the commit of its transaction, sampled: the first `spawn_tx` of
+    /// each spawning thread and then one in 8 are timed (reading the clock costs about a
+    /// quarter of a rayon spawn on a VM).
     pub spawn_to_commit: Latency,
     /// From the wake of a suspended task to the start of its next run.
     pub wake_to_resume: Latency,
