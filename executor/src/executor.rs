@@ -2,12 +2,12 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use concord_stm::{atomically, atomically_async, Stm, Transaction};
 use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::serialize::{Locks, Serialized};
@@ -199,19 +199,36 @@ impl Builder {
             pool = pool.stack_size(bytes);
         }
         let pool = pool.build().map_err(BuildError)?;
-        Ok(Executor {
-            shared: Arc::new(Shared {
-                id,
-                pool,
-                workers,
-                // The serialization mode sees only yields: it implies yielding.
-                yield_after_conflicts: self
-                    .yield_after_conflicts
-                    .or(self.serialize_hot_tvars.map(|_| 1)),
-                serialize_hot: self.serialize_hot_tvars.map(|k| (k, Arc::new(Locks::new()))),
-                external_spawns: CachePadded::new(AtomicU64::new(0)),
-            }),
-        })
+        let shared = Arc::new(Shared {
+            id,
+            pool,
+            workers,
+            // The serialization mode sees only yields: it implies yielding.
+            yield_after_conflicts: self
+                .yield_after_conflicts
+                .or(self.serialize_hot_tvars.map(|_| 1)),
+            serialize_hot: self.serialize_hot_tvars.map(|k| (k, Arc::new(Locks::new()))),
+            external_spawns: CachePadded::new(AtomicU64::new(0)),
+        });
+        REGISTRY.write().push((id, Arc::downgrade(&shared)));
+        Ok(Executor { shared })
+    }
+}
+
+/// The live executors by id, for a task woken on a thread outside its executor's pool to
+/// find the pool. Tasks keep only the id: a `Weak<Shared>` per task would cost two atomic
+/// read-modify-writes of one counter shared by every worker (at spawn and at free), while
+/// only wakes from outside the pool need the lookup.
+static REGISTRY: RwLock<Vec<(u64, Weak<Shared>)>> = RwLock::new(Vec::new());
+
+/// The executor `id`, if it is still alive.
+pub(crate) fn find(id: u64) -> Option<Arc<Shared>> {
+    REGISTRY.read().iter().find(|(i, _)| *i == id).and_then(|(_, w)| w.upgrade())
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        REGISTRY.write().retain(|(i, _)| *i != self.id);
     }
 }
 

@@ -15,7 +15,6 @@
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::Weak;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -79,10 +78,9 @@ where
     F::Output: Send + 'static,
 {
     let id = shared.id;
-    let weak = std::sync::Arc::downgrade(shared);
     let (runnable, task) = async_task::Builder::new().propagate_panic(true).spawn(
         move |()| Tracked { future, spawned_at, suspended: false },
-        move |r| schedule(id, &weak, r),
+        move |r| schedule(id, r),
     );
     let by = worker::with_current(id, |w| {
         w.map(|w| {
@@ -101,13 +99,13 @@ where
 }
 
 /// The schedule function: a suspended task was woken.
-fn schedule(id: u64, executor: &Weak<Shared>, runnable: Runnable) {
+fn schedule(id: u64, runnable: Runnable) {
     let woken_at = Instant::now();
     let by = worker::with_current(id, |w| w.map(|w| w.index));
     match by {
         // A worker of this executor woke it: rayon's local push onto that worker's deque.
         Some(_) => rayon_core::spawn_fifo(move || run(id, runnable, by, Some(woken_at))),
-        None => match executor.upgrade() {
+        None => match crate::executor::find(id) {
             Some(shared) => shared.pool.spawn_fifo(move || run(id, runnable, None, Some(woken_at))),
             // The executor is gone: dropping the runnable cancels the task.
             None => drop(runnable),

@@ -171,6 +171,36 @@ fn dropping_the_handle_of_a_suspended_task_frees_it_and_its_waiter() {
 }
 
 #[test]
+fn a_task_woken_after_its_executor_is_gone_is_cancelled_and_a_live_one_resumes() {
+    run_within(LIMIT, "wake after the executor is dropped", || {
+        // Two executors with suspended tasks, woken by commits on this thread (outside both
+        // pools): the schedule function looks each task's executor up by id.
+        let (gone, live) = (pool(1), pool(1));
+        let flag = TVar::new(false);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let waiter = |ex: &Executor| {
+            let flag = flag.clone();
+            let owned = DropCounter(drops.clone());
+            ex.spawn_tx(move |tx| {
+                let _keep = &owned;
+                concord_stm::check(*tx.read(&flag)?)
+            })
+        };
+        let orphan = waiter(&gone);
+        let resumed = waiter(&live);
+        eventually("both tasks suspend", || {
+            gone.stats().suspensions == 1 && live.stats().suspensions == 1
+        });
+        orphan.detach();
+        drop(gone);
+        atomically(|tx| tx.write(&flag, true));
+        live.block_on(resumed);
+        eventually("the orphan's future is dropped, not run", || drops.load(Ordering::SeqCst) == 2);
+        assert_eq!(live.stats().completed, 1);
+    });
+}
+
+#[test]
 fn for_each_tx_conserves_the_total_of_transfers() {
     run_within(LIMIT, "for_each_tx transfers", || {
         let ex = pool(2);
