@@ -14,10 +14,14 @@
 //!   TVar is newer than the snapshot, the snapshot is extended if nothing read so far has
 //!   changed (LSA). A body never observes a state that could not exist, so it cannot loop or
 //!   panic on torn invariants.
-//! - **Serializability.** Committed transactions appear to run one at a time, in the order
-//!   of their commit versions; read-only transactions at their snapshot time.
-//! - **Invisible reads.** Reading writes no shared memory: a read-only transaction touches
-//!   no cache line another thread writes, except those of the TVars it reads.
+//! - **Serializability.** Committed transactions appear to run one at a time, each at the
+//!   moment it holds the locks of all it writes and has validated all it read; read-only
+//!   transactions at their snapshot time.
+//! - **Invisible reads.** Reads leave no trace in shared memory (no reader counts or lists):
+//!   a read-only transaction touches no cache line another thread writes, except those of
+//!   the TVars it reads and, when it meets a TVar written since the global clock last moved,
+//!   the clock, which it moves forward once (commits do not write the clock; in all, the
+//!   clock is written at most once per writing commit, as with a commit-advanced clock).
 //!
 //! # Blocking with `retry`
 //!
