@@ -1,6 +1,7 @@
 //! Commit: lock the write set, take a write version, validate the reads, then publish each
 //! new value and unlock its TVar at the write version.
 
+use super::write_set::NOT_READ;
 use super::{Conflict, TxState};
 use crate::clock::CLOCK;
 use crate::contention::lock_patience;
@@ -29,7 +30,8 @@ impl TxState {
         // The clock is not advanced by commits, so `wv` says nothing about commits since our
         // snapshot: validate every read (INV-CLOCK). Serial mode holds the lock of everything
         // it read (INV-SERIAL).
-        if !self.serial {
+        // Reads covered by a write entry were checked as their TVar was locked.
+        if !self.serial && self.covered != self.reads.len() {
             if let Err(c) = self.validate_locked() {
                 self.unlock_unpublished();
                 return Err(c);
@@ -69,6 +71,14 @@ impl TxState {
                     e.locked = true;
                     e.waiters = word & WAITERS != 0;
                     newest = newest.max(lock_word::version(word));
+                    // The read this entry covers: still at the version seen, and now ours.
+                    if e.read_version != NOT_READ && lock_word::version(word) != e.read_version {
+                        return Err(Conflict {
+                            cause: Cause::Validate,
+                            tvar: e.header as usize,
+                            site: e.site,
+                        });
+                    }
                 }
                 None => {
                     return Err(Conflict {

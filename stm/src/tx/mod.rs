@@ -19,7 +19,7 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use crossbeam_utils::CachePadded;
 
 use self::read_set::{ReadEntry, ReadSet};
-use self::write_set::{Disposal, Superseded, WriteEntry, WriteSet};
+use self::write_set::{Disposal, Superseded, WriteEntry, WriteSet, NOT_READ};
 use crate::clock::CLOCK;
 use crate::contention::lock_patience;
 use crate::error::{Control, Kind, Stm, StmError};
@@ -67,6 +67,10 @@ pub(crate) struct TxState {
     rv: u64,
     reads: ReadSet,
     writes: WriteSet,
+    /// How many read entries a write entry's `read_version` covers: each was the last read
+    /// when its TVar was first written, and commit checks that version when it locks the
+    /// TVar. When every read is covered, commit needs no separate validation pass.
+    covered: usize,
     superseded: Vec<Superseded>,
     /// Open `or_else` branches and nested transactions.
     depth: u32,
@@ -170,6 +174,7 @@ impl TxInner {
                 rv: 0,
                 reads: ReadSet::default(),
                 writes: WriteSet::default(),
+                covered: 0,
                 superseded: Vec::new(),
                 depth: 0,
                 poisoned: None,
@@ -233,6 +238,7 @@ impl TxInner {
             unreachable_pinned(stale);
         }
         st.rv = CLOCK.now();
+        st.covered = 0;
         if st.unusual {
             // Only set on unusual attempts; `depth` is back at 0 after every attempt.
             st.poisoned = None;
@@ -528,7 +534,7 @@ impl TxInner {
                 st.doomed.push((old.value, old.disposal));
             }
         }
-        st.writes.truncate(mark.writes, &mut st.doomed);
+        st.covered -= st.writes.truncate(mark.writes, &mut st.doomed);
         let branch_hooks: Vec<Hook> = st.hooks.drain(mark.hooks..).collect();
         for h in branch_hooks {
             st.hooks.push(match h {
@@ -794,15 +800,23 @@ impl<'a> Transaction<'a> {
         if st.poisoned.is_some() {
             return Err(StmError::CONFLICT);
         }
+        let header = var.header();
+        let read_version = st.reads.last_of(header).unwrap_or(NOT_READ);
         let entry = WriteEntry {
-            header: var.header(),
+            header,
             value: crate::recycle::boxed(value).cast::<()>(),
             disposal: Disposal::of::<T>(),
             site,
             locked: false,
             waiters: false,
+            read_version,
         };
-        if let Some(old) = st.writes.insert(entry) {
+        let superseded = st.writes.insert(entry);
+        if superseded.is_none() && read_version != NOT_READ {
+            // A new entry covers the read just before it (an existing one keeps its own).
+            st.covered += 1;
+        }
+        if let Some(old) = superseded {
             if st.depth == 0 {
                 // `&mut self` proves no reference lent by this handle is alive, and at depth 0
                 // there is no other handle (INV-PENDING): drop it now, with no borrow held

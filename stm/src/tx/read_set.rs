@@ -50,6 +50,12 @@ impl ReadSet {
         self.entries.is_empty()
     }
 
+    /// The version of the last read, if it was a read of `header`.
+    #[inline]
+    pub(crate) fn last_of(&self, header: *const Header) -> Option<u64> {
+        self.entries.last().filter(|e| e.header == header).map(|e| e.version)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

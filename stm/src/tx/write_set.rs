@@ -27,7 +27,14 @@ pub(crate) struct WriteEntry {
     pub(crate) locked: bool,
     /// Whether the word had `WAITERS` set when commit locked it.
     pub(crate) waiters: bool,
+    /// The version at which the attempt read this TVar just before writing it first (the
+    /// read-modify-write pattern), or [`NOT_READ`]. Commit checks it when it locks the TVar,
+    /// which validates that read (see `TxState::covered`).
+    pub(crate) read_version: u64,
 }
+
+/// `WriteEntry::read_version` of a TVar not read just before its first write.
+pub(crate) const NOT_READ: u64 = u64::MAX;
 
 /// A value replaced in the write set while a branch or nested transaction was open: kept
 /// until the attempt ends, so that a rollback can restore it and references into it stay
@@ -127,14 +134,19 @@ impl WriteSet {
     }
 
     /// Removes every entry from `len` on and moves their pending values to `doomed`, to be
-    /// dropped once no borrow of the logs is held (INV-PENDING, INV-LOGS).
-    pub(crate) fn truncate(&mut self, len: usize, doomed: &mut Vec<(*mut (), Disposal)>) {
+    /// dropped once no borrow of the logs is held (INV-PENDING, INV-LOGS). Returns how many
+    /// of the removed entries had a `read_version`.
+    pub(crate) fn truncate(&mut self, len: usize, doomed: &mut Vec<(*mut (), Disposal)>) -> usize {
         if len >= self.entries.len() {
-            return;
+            return 0;
         }
+        let mut covering = 0;
         for e in self.entries.drain(len..) {
             if !e.value.is_null() {
                 doomed.push((e.value, e.disposal));
+            }
+            if e.read_version != NOT_READ {
+                covering += 1;
             }
         }
         self.bloom = self.entries.iter().fold(0, |b, e| b | bloom_bit(e.header));
@@ -142,6 +154,7 @@ impl WriteSet {
         if self.entries.len() > LINEAR_MAX {
             self.index.extend(self.entries.iter().enumerate().map(|(i, e)| (e.header as usize, i)));
         }
+        covering
     }
 
     pub(crate) fn clear(&mut self, doomed: &mut Vec<(*mut (), Disposal)>) {
