@@ -36,6 +36,21 @@ fn spawn(f: impl FnOnce(&TxInner) + Send + 'static) -> loom::thread::JoinHandle<
         .expect("spawn a loom thread")
 }
 
+/// Like [`spawn`], for a thread that returns a value.
+fn spawn_with_result<R: Send + 'static>(
+    f: impl FnOnce(&TxInner) -> R + Send + 'static,
+) -> loom::thread::JoinHandle<R> {
+    loom::thread::Builder::new()
+        .stack_size(1 << 22)
+        .spawn(move || {
+            let ctx = TxInner::new();
+            let r = f(&ctx);
+            drop(ctx);
+            r
+        })
+        .expect("spawn a loom thread")
+}
+
 /// Checks `f` under every interleaving with at most `preemptions` preemptions (unless
 /// `LOOM_MAX_PREEMPTIONS` says otherwise).
 fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
@@ -182,6 +197,52 @@ fn loom_models_lazy_clock_shared_write_version_is_opaque() {
         };
         writer.join().unwrap();
         reader.join().unwrap();
+    });
+}
+
+/// The lazy clock's write-version floor: `x` has been written twice (version 2) while the
+/// clock stayed at 0, so a transaction that reads `y` and writes `x` commits at version 3
+/// (its floor), above the version 1 that a concurrent blind write of `y` gets from the
+/// clock. When the first one's committed attempt read the old `y`, it is serialized before
+/// the blind write, and a reader that sees the new `y` must then see the new `x`
+/// (INV-CLOCK (b)): write versions are not in serialization order, and opacity must not
+/// depend on them being so. (If that attempt read the new `y`, it follows the blind write,
+/// and a reader may see the new `y` with the old `x`.)
+#[test]
+fn loom_models_lazy_clock_floor_version_keeps_dependencies() {
+    model(1, || {
+        let x = Arc::new(TVar::new(0_u32));
+        let y = Arc::new(TVar::new(0_u32));
+        let setup = TxInner::new();
+        atomically_in(&setup, |tx| tx.write(&x, 1));
+        atomically_in(&setup, |tx| tx.write(&x, 2));
+        drop(setup);
+        let read_y_write_x = {
+            let (x, y) = (x.clone(), y.clone());
+            spawn_with_result(move |ctx| {
+                atomically_in(ctx, |tx| {
+                    let seen = *tx.read(&y)?;
+                    tx.write(&x, 3)?;
+                    Ok(seen)
+                })
+            })
+        };
+        let write_y = {
+            let y = y.clone();
+            spawn(move |ctx| atomically_in(ctx, |tx| tx.write(&y, 1)))
+        };
+        let reader = TxInner::new();
+        let (new_y, x_seen) = atomically_in(&reader, |tx| {
+            let new_y = *tx.read(&y)? == 1;
+            let x_seen = *tx.read(&x)?;
+            Ok((new_y, x_seen))
+        });
+        drop(reader);
+        let y_before_x = read_y_write_x.join().unwrap();
+        write_y.join().unwrap();
+        if y_before_x == 0 && new_y {
+            assert_eq!(x_seen, 3, "an attempt saw a commit without one that precedes it");
+        }
     });
 }
 
