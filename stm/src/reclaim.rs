@@ -205,11 +205,10 @@ pub(crate) fn free_batches(mut ready: Vec<Batch>) -> Vec<Batch> {
         };
         match uniform {
             Some(class) => {
-                // SAFETY: the values were unlinked from their TVars before they were retired,
-                // and are retired once (INV-PUBLISHED); the batch's grace period is over (a
-                // later batch's being over implies it: epochs only grow), so no thread can
-                // still hold them (INV-RECLAIM). Each is a block of `class` whose value needs
-                // no drop (`Disposal::of`, INV-HEADER).
+                // The values were unlinked before they were retired, and are retired once; the
+                // batch's grace period is over (a later batch's being over implies it).
+                // SAFETY: no thread can still hold them (INV-PUBLISHED, INV-RECLAIM); each is
+                // a block of `class` whose value needs no drop (`Disposal::of`, INV-HEADER).
                 unsafe { free_blocks(class, batch.iter().map(|(p, _)| p.0)) };
             }
             None => {
