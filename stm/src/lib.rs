@@ -48,7 +48,9 @@
 //! # Trade-offs
 //!
 //! Every write boxes its new value (published as is, never mutated), and every value read is
-//! borrowed, not copied. Boxes of up to 64 bytes are recycled per thread: a thread keeps up to
+//! borrowed, not copied, except for small plain types (integers, `bool`, `char`, floats),
+//! which a TVar keeps inline in its value word: writing one allocates nothing, and reading it
+//! copies it (see [`TVar`]'s size notes). Boxes of up to 64 bytes are recycled per thread: a thread keeps up to
 //! 16384 free blocks per size class (16, 32, 48 and 64 bytes), and the values its commits
 //! replace are freed by that thread after a grace period, so in steady state a write costs no
 //! call to the allocator. A transaction pins the epoch collector for its duration, so a very
@@ -71,6 +73,7 @@ mod clock;
 pub mod collections;
 pub mod contention;
 mod error;
+mod inline;
 mod lock_word;
 mod reclaim;
 mod recycle;

@@ -126,6 +126,9 @@ impl Garbage {
     /// unlinked (INV-RECLAIM).
     #[inline]
     pub(crate) fn retire(&mut self, guard: &Guard, ptr: *mut (), disposal: Disposal) {
+        if let Disposal::Inline = disposal {
+            return; // a word, not a box: nothing to free (INV-INLINE)
+        }
         if self.current.capacity() == 0 {
             self.current = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
         }

@@ -69,6 +69,8 @@ pub(crate) enum Disposal {
     Block(usize),
     /// `drop_boxed::<T>` for the value's `T`.
     Drop(unsafe fn(*mut ())),
+    /// Not a box: an inline value's word (`inline.rs`), with nothing to free.
+    Inline,
 }
 
 impl Disposal {
@@ -81,12 +83,14 @@ impl Disposal {
         }
     }
 
-    /// Drops the value in `ptr` (if it has drop glue) and recycles or frees its box.
+    /// Drops the value in `ptr` (if it has drop glue) and recycles or frees its box; does
+    /// nothing for an inline word.
     ///
     /// # Safety
     ///
-    /// `ptr` came from `boxed::<T>` for the `T` this disposal was made for
-    /// (`Disposal::of::<T>`), holds a live `T`, and nobody else uses it (now or later).
+    /// Unless the disposal is `Inline`: `ptr` came from `boxed::<T>` for the `T` this
+    /// disposal was made for (`Disposal::of::<T>`), holds a live `T`, and nobody else uses it
+    /// (now or later).
     #[inline]
     pub(crate) unsafe fn dispose(self, ptr: *mut ()) {
         match self {
@@ -97,6 +101,7 @@ impl Disposal {
             }
             // SAFETY: per the contract, `f` is `drop_erased::<T>` for the box's `T`.
             Disposal::Drop(f) => unsafe { f(ptr) },
+            Disposal::Inline => {}
         }
     }
 }

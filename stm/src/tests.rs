@@ -287,3 +287,87 @@ fn destructors_may_run_transactions() {
     let made = made.load(Ordering::SeqCst) as u64;
     collect_until(|| slots.read_atomic() == made);
 }
+
+#[test]
+fn inline_values_lend_copies_that_stay_valid_for_the_attempt() {
+    // `read` of an inline TVar lends a copy (INV-LENT): it must survive later reads (which
+    // fill more slots, past a chunk), a nested transaction's rolled-back write, and a commit
+    // by another thread, and show the value of the snapshot it was read in.
+    let x = Arc::new(TVar::new(1_u64));
+    let many: Vec<TVar<i32>> = (0..100).map(TVar::new).collect();
+    let flag = TVar::new(false);
+    let (first, sum, nested_saw) = atomically(|tx| {
+        let first: &u64 = tx.read(&x)?;
+        let mut sum = 0;
+        for v in &many {
+            sum += *tx.read(v)?;
+        }
+        let outer: &crate::Transaction<'_> = &*tx;
+        let mut nested_saw = None;
+        let r: Result<(), ()> = atomically_or_err(|tx2| {
+            tx2.write(&flag, true)?;
+            nested_saw = Some(*outer.read(&flag)?);
+            abort(())
+        });
+        assert_eq!(r, Err(()));
+        let x2 = Arc::clone(&x);
+        std::thread::spawn(move || atomically(|tx| tx.write(&x2, 99)))
+            .join()
+            .expect("writer thread");
+        Ok((*first, sum, nested_saw))
+    });
+    // The other thread committed 99 while the copy was lent: the copy still shows the
+    // snapshot's value, and the read-only attempt commits at its snapshot.
+    assert_eq!(first, 1);
+    assert_eq!(x.read_atomic(), 99);
+    assert_eq!(sum, (0..100).sum::<i32>());
+    assert_eq!(nested_saw, Some(true), "read-your-writes through the lent copy");
+    assert!(!flag.read_atomic(), "the nested write was rolled back");
+}
+
+#[test]
+fn inline_and_boxed_values_mix_in_one_transaction() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let n = TVar::new(0_u8);
+    let c = TVar::new('a');
+    let f = TVar::new(0.5_f64);
+    let boxed = TVar::new(counted(1, &drops));
+    atomically(|tx| {
+        tx.modify(&n, |n| n.wrapping_add(255))?;
+        tx.write(&c, 'é')?;
+        tx.write(&c, 'z')?; // overwrite at depth 0
+        tx.or_else(
+            |tx| {
+                tx.write(&f, 2.0)?; // rolled back
+                tx.write(&c, '!')?; // supersedes 'z' inside the branch, rolled back
+                retry()
+            },
+            |tx| tx.modify(&f, |f| f * 3.0),
+        )?;
+        let v = tx.read(&boxed)?.value + u64::from(*tx.read(&n)?);
+        tx.write(&boxed, counted(v, &drops))?;
+        assert_eq!(tx.get(&c)?, 'z');
+        Ok(())
+    });
+    assert_eq!(n.read_atomic(), 255);
+    assert_eq!(c.read_atomic(), 'z');
+    assert_eq!(f.read_atomic(), 1.5);
+    assert_eq!(boxed.with_atomic(|c| c.value), 256);
+    assert_eq!(c.with_atomic(|c| c.len_utf8()), 1);
+}
+
+#[test]
+fn small_plain_values_live_in_the_value_word() {
+    // INV-INLINE: the word holds the bits, before and after a commit; a newtype is boxed.
+    let word = |v: &TVar<u64>| v.core().value.load(Ordering::Relaxed) as usize;
+    let v = TVar::new(7_u64);
+    assert_eq!(word(&v), 7);
+    atomically(|tx| tx.write(&v, 42));
+    assert_eq!(word(&v), 42);
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Meters(u64);
+    let m = TVar::new(Meters(42));
+    atomically(|tx| tx.write(&m, Meters(43)));
+    assert_ne!(m.core().value.load(Ordering::Relaxed) as usize, 43, "a newtype is boxed");
+    assert_eq!(m.read_atomic(), Meters(43));
+}

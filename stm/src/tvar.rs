@@ -9,6 +9,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
+use crate::inline::{self, is_inline};
 use crate::lock_word::{self, is_locked, same_state};
 use crate::sync::{fence, spin_hint, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::{reclaim, recycle};
@@ -29,14 +30,18 @@ pub(crate) struct Header {
 /// A TVar's heap cell: the header first (`repr(C)`), so a `*const Core<T>` is a valid
 /// `*const Header` (INV-HEADER).
 #[repr(C)]
-pub(crate) struct Core<T> {
+pub(crate) struct Core<T: 'static> {
     pub(crate) header: Header,
-    /// Always a pointer from `Box::<T>::into_raw`, never null, never mutated through.
+    /// The value word: a pointer from `recycle::boxed::<T>`, never null, never mutated
+    /// through; or, for an inline `T`, the value's bits, never dereferenced (INV-INLINE).
     pub(crate) value: AtomicPtr<T>,
 }
 
-impl<T> Drop for Core<T> {
+impl<T: 'static> Drop for Core<T> {
     fn drop(&mut self) {
+        if is_inline::<T>() {
+            return; // the word is the value's bits: no box (INV-INLINE)
+        }
         let ptr = self.value.load(Ordering::Relaxed);
         // SAFETY: `&mut self` means the core is retired and unreachable (INV-RECLAIM), so the
         // current value box, made by `recycle::boxed`, is owned by the core alone
@@ -58,9 +63,20 @@ impl<T> Drop for Core<T> {
 /// # Size
 ///
 /// `size_of::<TVar<T>>()` is one pointer (8 bytes on 64-bit targets). On the heap, each TVar
-/// owns a 24-byte core (lock word, reference count, value pointer) and a box with its
-/// current value: with glibc's allocator a `TVar<u64>` takes 64 heap bytes (two 32-byte
-/// chunks). A write allocates one new value box; the old one is freed by the epoch collector.
+/// owns a 24-byte core (lock word, reference count, value word).
+///
+/// Small plain types are kept **inline**, in the value word itself: the integer types,
+/// `bool`, `char`, `f32`, `f64` and `()` (when they fit in a pointer). A `TVar<u64>` then
+/// takes 32 heap bytes with glibc's allocator (one chunk), a write to it allocates nothing,
+/// and a read loads no second cache line. [`Transaction::get`](crate::Transaction::get)
+/// copies such a value out; [`Transaction::read`](crate::Transaction::read) lends a copy
+/// kept for the rest of the attempt.
+///
+/// Any other `T` (newtypes and small structs included: Rust cannot tell, without
+/// specialization, which are plain) lives in a separate immutable box the word points at:
+/// a `TVar<T>` takes the core plus a box for the current value, and each write allocates a
+/// new box (recycled per thread, see the crate docs); the old one is freed by the epoch
+/// collector.
 ///
 /// # Examples
 ///
@@ -87,7 +103,11 @@ unsafe impl<T: Send + Sync + 'static> Sync for TVar<T> {}
 impl<T: Send + Sync + 'static> TVar<T> {
     /// Creates a TVar holding `value`, at version 0.
     pub fn new(value: T) -> Self {
-        let value = recycle::boxed(value);
+        let value = if is_inline::<T>() {
+            inline::to_word(value).cast::<T>()
+        } else {
+            recycle::boxed(value)
+        };
         let core = Box::new(Core {
             header: Header {
                 lock: AtomicU64::new(lock_word::at_version(0)),
@@ -136,6 +156,12 @@ impl<T: Send + Sync + 'static> TVar<T> {
     /// Panics if called inside a transaction on this thread (see `read_atomic`).
     pub fn with_atomic<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         crate::tx::assert_not_in_transaction("TVar::read_atomic");
+        if is_inline::<T>() {
+            // A copy of the word: nothing to dereference, so no pin.
+            let word = stable_value(self.core());
+            // SAFETY: this TVar's words are made by `to_word::<T>` (INV-INLINE).
+            return f(&unsafe { inline::from_word::<T>(word.cast()) });
+        }
         let guard = reclaim::pin();
         let ptr = stable_value(self.core());
         // SAFETY: `guard` pins this thread and was taken before `stable_value` loaded `ptr`;
@@ -167,7 +193,7 @@ impl<T: Send + Sync + 'static> TVar<T> {
 
 /// Loads a value pointer that is current at one instant: the lock word was unlocked and
 /// unchanged around the pointer load (INV-VERSION). Spins, then yields, while locked.
-pub(crate) fn stable_value<T>(core: &Core<T>) -> *mut T {
+pub(crate) fn stable_value<T: 'static>(core: &Core<T>) -> *mut T {
     let mut spins = 0_u32;
     loop {
         // Acquire pairs with the Release store that unlocks in `commit::publish` (and the

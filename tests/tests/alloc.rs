@@ -190,6 +190,34 @@ fn a_write_allocates_at_most_one_box() {
 }
 
 #[test]
+fn inline_values_allocate_nothing_to_write_or_lend() {
+    // Integers, `bool`, `char` and floats live in the TVar's value word: no box per write,
+    // and `read` lends a copy from slots the thread reuses.
+    let n = TVar::new(0_u64);
+    let flag = TVar::new(false);
+    let a = measure(N, || {
+        atomically(|tx| {
+            let x = *tx.read(&n)?;
+            tx.write(&n, x + 1)?;
+            tx.modify(&flag, |f| !f)
+        });
+    });
+    println!("inline writes: {a:?} over {N} transactions");
+    assert!(
+        a.runs_that_allocated * 100 <= N && a.all * 100 <= N,
+        "writing inline values allocated ({a:?} over {N} transactions)"
+    );
+    assert_eq!(n.read_atomic(), WARMUP + N);
+
+    let many: Vec<TVar<i32>> = (0..200).map(TVar::new).collect();
+    let a = measure(N / 10, || {
+        let sum = atomically(|tx| many.iter().try_fold(0, |s, v| Ok(s + *tx.read(v)?)));
+        assert_eq!(sum, (0..200).sum::<i32>());
+    });
+    assert_read_only(a, N / 10, "200 lent inline reads");
+}
+
+#[test]
 fn writes_allocate_at_most_one_box_each() {
     // 16 writes stay in the linear-scan write set, 40 switch it to its hash index: either
     // way the logs are reused and only the value boxes are new.

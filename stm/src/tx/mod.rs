@@ -7,6 +7,7 @@
 //! `UnsafeCell` and never stays borrowed across a call into user code (INV-LOGS).
 
 mod commit;
+mod lent;
 mod read_set;
 mod write_set;
 
@@ -18,11 +19,13 @@ use std::panic::{self, AssertUnwindSafe, Location};
 
 use crossbeam_utils::CachePadded;
 
+use self::lent::Lent;
 use self::read_set::{ReadEntry, ReadSet};
 use self::write_set::{Disposal, Superseded, WriteEntry, WriteSet, NOT_READ};
 use crate::clock::CLOCK;
 use crate::contention::lock_patience;
 use crate::error::{Control, Kind, Stm, StmError};
+use crate::inline::{self, is_inline};
 use crate::lock_word::{self, is_locked, same_state, LOCKED};
 use crate::reclaim::{self, Guard, LocalHandle};
 use crate::stats::{Cause, Counters};
@@ -72,6 +75,8 @@ pub(crate) struct TxState {
     /// TVar. When every read is covered, commit needs no separate validation pass.
     covered: usize,
     superseded: Vec<Superseded>,
+    /// Copies of inline values lent by `read` in this attempt (INV-LENT).
+    lent: Lent,
     /// Open `or_else` branches and nested transactions.
     depth: u32,
     /// Set by the first conflict; the attempt restarts whatever the body returns.
@@ -176,6 +181,7 @@ impl TxInner {
                 writes: WriteSet::default(),
                 covered: 0,
                 superseded: Vec::new(),
+                lent: Lent::default(),
                 depth: 0,
                 poisoned: None,
                 nested_retry: false,
@@ -239,6 +245,8 @@ impl TxInner {
         }
         st.rv = CLOCK.now();
         st.covered = 0;
+        // No reference lent by an earlier attempt is alive (INV-LENT).
+        st.lent.reset();
         if st.unusual {
             // Only set on unusual attempts; `depth` is back at 0 after every attempt.
             st.poisoned = None;
@@ -717,17 +725,39 @@ impl<'a> Transaction<'a> {
     #[track_caller]
     #[inline(always)]
     pub fn read<T: Send + Sync + 'static>(&self, var: &TVar<T>) -> Stm<&T> {
-        let site = Location::caller();
+        let word = self.read_word(var, Location::caller())?;
+        if is_inline::<T>() {
+            // SAFETY: the owning thread; the borrow ends at once and no user code runs
+            // meanwhile (INV-LOGS).
+            let slot = unsafe { self.inner.state() }.lent.keep(word.cast());
+            // SAFETY: the slot holds `var`'s word, made by `to_word::<T>` (INV-INLINE), and
+            // keeps it until the next attempt begins, after every borrow of `self` has ended
+            // (INV-LENT); `T` is no more aligned than the slot's `usize`.
+            return Ok(unsafe { &*slot.as_ptr().cast::<T>() });
+        }
+        // SAFETY: `word` points at a published value loaded while pinned, which stays
+        // allocated and unmutated while `self` is borrowed (INV-PIN, INV-RECLAIM,
+        // INV-PUBLISHED), or at this attempt's pending box, which lives at least as long
+        // (INV-PENDING).
+        Ok(unsafe { &*word })
+    }
+
+    /// The value word of `var` in this transaction's view: its pending write, or the
+    /// published word of the snapshot. For a boxed `T`, a pointer to the value; for an
+    /// inline `T`, the value's bits (INV-INLINE).
+    #[inline(always)]
+    fn read_word<T: Send + Sync + 'static>(
+        &self,
+        var: &TVar<T>,
+        site: &'static Location<'static>,
+    ) -> Stm<*mut T> {
         let header = var.header();
         // SAFETY: the owning thread; the borrow ends before this function returns and no user
         // code runs meanwhile (INV-LOGS).
         let st = unsafe { self.inner.state() };
         if !st.unusual && !st.writes.may_contain(header) {
             return match st.read_shared(var.core(), header, site) {
-                // SAFETY: the attempt pinned before loading the pointer and stays pinned while
-                // `self` is borrowed (INV-PIN); a published value is freed no earlier than
-                // every such pin ends (INV-RECLAIM) and is never mutated (INV-PUBLISHED).
-                Ok(ptr) => Ok(unsafe { &*ptr }),
+                Ok(word) => Ok(word),
                 Err(c) => Err(self.inner.poison(c)),
             };
         }
@@ -741,7 +771,7 @@ impl<'a> Transaction<'a> {
         &self,
         var: &TVar<T>,
         site: &'static Location<'static>,
-    ) -> Stm<&T> {
+    ) -> Stm<*mut T> {
         let header = var.header();
         // SAFETY: the owning thread; the borrow ends before this function returns and no user
         // code runs meanwhile (INV-LOGS).
@@ -750,26 +780,17 @@ impl<'a> Transaction<'a> {
             return Err(StmError::CONFLICT);
         }
         if let Some(i) = st.writes.find(header) {
-            let ptr = st.writes.get(i).value.cast::<T>();
-            // SAFETY: the entry for `var` holds a `Box<T>` (INV-HEADER) that stays allocated
-            // until the attempt ends or a write through `&mut` handle replaces it, neither of
-            // which can happen while `&self` is borrowed for the returned lifetime
-            // (INV-PENDING); it is never mutated while pending.
-            return Ok(unsafe { &*ptr });
+            // The entry for `var` holds a `T` box or `T`'s inline word (INV-HEADER).
+            return Ok(st.writes.get(i).value.cast::<T>());
         }
         let core = var.core();
-        let ptr = if st.serial {
-            st.read_serial(core, header, site)
-        } else {
-            match st.read_shared(core, header, site) {
-                Ok(p) => p,
-                Err(c) => return Err(self.inner.poison(c)),
-            }
-        };
-        // SAFETY: the attempt pinned before loading `ptr` and stays pinned while `self` is
-        // borrowed (INV-PIN); a published value is freed no earlier than every such pin ends
-        // (INV-RECLAIM) and is never mutated (INV-PUBLISHED).
-        Ok(unsafe { &*ptr })
+        if st.serial {
+            return Ok(st.read_serial(core, header, site));
+        }
+        match st.read_shared(core, header, site) {
+            Ok(word) => Ok(word),
+            Err(c) => Err(self.inner.poison(c)),
+        }
     }
 
     /// Reads `var` and returns a clone of its value.
@@ -780,13 +801,20 @@ impl<'a> Transaction<'a> {
     #[track_caller]
     #[inline(always)]
     pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &TVar<T>) -> Stm<T> {
+        if is_inline::<T>() {
+            let word = self.read_word(var, Location::caller())?;
+            // SAFETY: `var`'s words are made by `to_word::<T>` (INV-INLINE).
+            return Ok(unsafe { inline::from_word(word.cast()) });
+        }
         self.read(var).cloned()
     }
 
     /// Writes `value` to `var`, visible to this transaction at once and to others when it
     /// commits.
     ///
-    /// Allocates one box for the new value (it is published as is at commit).
+    /// Allocates one box for the new value (it is published as is at commit), except for
+    /// the small plain types a TVar holds inline (integers, `bool`, `char`, floats: see
+    /// [`TVar`]'s size notes), which allocate nothing.
     ///
     /// # Errors
     ///
@@ -802,10 +830,15 @@ impl<'a> Transaction<'a> {
         }
         let header = var.header();
         let read_version = st.reads.last_of(header).unwrap_or(NOT_READ);
+        let (value, disposal) = if is_inline::<T>() {
+            (inline::to_word(value), Disposal::Inline)
+        } else {
+            (crate::recycle::boxed(value).cast::<()>(), Disposal::of::<T>())
+        };
         let entry = WriteEntry {
             header,
-            value: crate::recycle::boxed(value).cast::<()>(),
-            disposal: Disposal::of::<T>(),
+            value,
+            disposal,
             site,
             locked: false,
             waiters: false,
@@ -842,6 +875,13 @@ impl<'a> Transaction<'a> {
         var: &TVar<T>,
         f: impl FnOnce(&T) -> T,
     ) -> Stm<()> {
+        if is_inline::<T>() {
+            let word = self.read_word(var, Location::caller())?;
+            // SAFETY: `var`'s words are made by `to_word::<T>` (INV-INLINE); a bitwise copy of
+            // an inline type is the value.
+            let old: T = unsafe { inline::from_word(word.cast()) };
+            return self.write(var, f(&old));
+        }
         let new = f(self.read(var)?);
         self.write(var, new)
     }
@@ -957,7 +997,7 @@ impl TxState {
     /// The optimistic read: validated as it happens (INV-VERSION), extending the snapshot
     /// when the TVar is newer (INV-OPACITY).
     #[inline(always)]
-    fn read_shared<T>(
+    fn read_shared<T: 'static>(
         &mut self,
         core: &Core<T>,
         header: *const Header,
@@ -981,8 +1021,9 @@ impl TxState {
                 spin_hint();
                 continue;
             }
-            // Acquire pairs with the Release store of the pointer in `commit::publish`: the
-            // value is initialized.
+            // Acquire pairs with the Release store of the word in `commit::publish`: a boxed
+            // value is initialized, and a word stored after `before` was read makes `after`
+            // see that commit's lock (INV-VERSION, for inline words too).
             let ptr = core.value.load(Ordering::Acquire);
             // SeqCst: as for `before`; ordered after the pointer load by that load's Acquire.
             let after = core.header.lock.load(Ordering::SeqCst);
@@ -1015,7 +1056,7 @@ impl TxState {
 
     /// The serial-mode read: lock the TVar (waiting for a committer to finish) and keep it
     /// locked until the attempt ends, so nothing can invalidate it (INV-SERIAL).
-    fn read_serial<T>(
+    fn read_serial<T: 'static>(
         &mut self,
         core: &Core<T>,
         header: *const Header,
