@@ -390,7 +390,7 @@ where
     C: IntoUser,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
-    run_blocking_in(&TxInner::new(), f)
+    crate::tx::with_temporary_context(|ctx| run_blocking_in(ctx, f))
 }
 
 /// `atomically` on an explicit context (the thread-local one, or a loom model's).

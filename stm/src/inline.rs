@@ -79,15 +79,19 @@ mod tests {
 
     #[test]
     fn small_plain_types_round_trip() {
-        round_trip(u64::MAX - 1);
-        round_trip(i64::MIN);
         round_trip(-3_i8);
         round_trip(true);
         round_trip('é');
-        round_trip(1.5_f64);
         round_trip(-0.25_f32);
         round_trip(());
         round_trip(usize::MAX);
+        if cfg!(target_pointer_width = "64") {
+            round_trip(u64::MAX - 1);
+            round_trip(i64::MIN);
+            round_trip(1.5_f64);
+        } else {
+            assert!(!is_inline::<u64>(), "a 64-bit value does not fit a 32-bit word");
+        }
     }
 
     #[test]

@@ -61,20 +61,33 @@ fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
+/// A value a TVar keeps in a box (a newtype is never inline, INV-INLINE), for models of the
+/// boxed path; plain integers exercise the inline one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Boxed(u32);
+
+impl From<u32> for Boxed {
+    fn from(v: u32) -> Self {
+        Boxed(v)
+    }
+}
+
 /// Commit vs a concurrent reader: no attempt of the reader, not even one that later aborts,
 /// sees half of the writer's commit (INV-OPACITY, INV-VERSION, INV-CLOCK).
-#[test]
-fn loom_models_commit_vs_read_is_opaque() {
+fn commit_vs_read<V>()
+where
+    V: From<u32> + Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+{
     model(2, || {
-        let x = Arc::new(TVar::new(0_u32));
-        let y = Arc::new(TVar::new(0_u32));
+        let x = Arc::new(TVar::new(V::from(0)));
+        let y = Arc::new(TVar::new(V::from(0)));
         let torn = Arc::new(AtomicUsize::new(0));
         let writer = {
             let (x, y) = (x.clone(), y.clone());
             spawn(move |ctx| {
                 atomically_in(ctx, |tx| {
-                    tx.write(&x, 1)?;
-                    tx.write(&y, 1)
+                    tx.write(&x, V::from(1))?;
+                    tx.write(&y, V::from(1))
                 })
             })
         };
@@ -96,6 +109,16 @@ fn loom_models_commit_vs_read_is_opaque() {
         reader.join().unwrap();
         assert_eq!(torn.load(Ordering::Relaxed), 0, "an attempt saw a torn state");
     });
+}
+
+#[test]
+fn loom_models_commit_vs_read_is_opaque() {
+    commit_vs_read::<u32>();
+}
+
+#[test]
+fn loom_models_commit_vs_read_of_boxed_values_is_opaque() {
+    commit_vs_read::<Boxed>();
 }
 
 /// Snapshot extension vs a commit: a reader whose snapshot predates the writer's first

@@ -357,6 +357,7 @@ fn inline_and_boxed_values_mix_in_one_transaction() {
 }
 
 #[test]
+#[cfg(target_pointer_width = "64")] // a `u64` is boxed where a word is 32 bits
 fn small_plain_values_live_in_the_value_word() {
     // INV-INLINE: the word holds the bits, before and after a commit; a newtype is boxed.
     let word = |v: &TVar<u64>| v.core().value.load(Ordering::Relaxed) as usize;
@@ -370,4 +371,85 @@ fn small_plain_values_live_in_the_value_word() {
     atomically(|tx| tx.write(&m, Meters(43)));
     assert_ne!(m.core().value.load(Ordering::Relaxed) as usize, 43, "a newtype is boxed");
     assert_eq!(m.read_atomic(), Meters(43));
+}
+
+/// A value whose destructor runs a transaction holding a nested one, then aborts it: the
+/// nested write must be undone with it (closed nesting), wherever the destructor runs.
+struct NestsOnDrop {
+    x: Arc<TVar<u64>>,
+    /// Drops that saw the nested write undone, and drops that saw it committed.
+    undone: Arc<AtomicUsize>,
+    leaked: Arc<AtomicUsize>,
+}
+
+impl Drop for NestsOnDrop {
+    fn drop(&mut self) {
+        let before = self.x.read_atomic();
+        let r: Result<(), ()> = atomically_or_err(|_| {
+            atomically(|tx2| tx2.modify(&self.x, |n| n + 1));
+            abort(())
+        });
+        // No panics here: this may run in a thread-local destructor, where one aborts.
+        let undone = r.is_err() && self.x.read_atomic() == before;
+        let counter = if undone { &self.undone } else { &self.leaked };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_destructor_run_after_an_attempt_nests_its_transactions() {
+    // The rolled-back value is dropped after the attempt (INV-PENDING), while the thread's
+    // context is still busy: its transaction runs on a temporary context, and the nested
+    // `atomically` in it must join that transaction, not commit on a context of its own.
+    let x = Arc::new(TVar::new(0_u64));
+    let (undone, leaked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let v = TVar::new(None::<NestsOnDrop>);
+    atomically(|_| {
+        let r: Result<(), ()> = atomically_or_err(|tx| {
+            let value =
+                NestsOnDrop { x: x.clone(), undone: undone.clone(), leaked: leaked.clone() };
+            tx.write(&v, Some(value))?;
+            abort(())
+        });
+        assert!(r.is_err());
+        Ok(())
+    });
+    assert_eq!(leaked.load(Ordering::SeqCst), 0, "a nested transaction committed on its own");
+    assert!(undone.load(Ordering::SeqCst) >= 1);
+    assert_eq!(x.read_atomic(), 0);
+}
+
+#[test]
+fn a_destructor_run_at_thread_exit_nests_its_transactions() {
+    // Thread-local destructors run in reverse order of registration: touching `PROBE` before
+    // the thread's first transaction makes it drop after the transaction context, when
+    // `atomically` falls back to a temporary context.
+    struct Probe(Option<(NestsOnDrop, Arc<AtomicUsize>)>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            if let Some((value, context_gone)) = self.0.take() {
+                if crate::tx::context_is_gone() {
+                    context_gone.fetch_add(1, Ordering::SeqCst);
+                }
+                drop(value);
+            }
+        }
+    }
+    std::thread_local! {
+        static PROBE: std::cell::RefCell<Probe> = const { std::cell::RefCell::new(Probe(None)) };
+    }
+    let x = Arc::new(TVar::new(0_u64));
+    let (undone, leaked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let context_gone = Arc::new(AtomicUsize::new(0));
+    let value = NestsOnDrop { x: x.clone(), undone: undone.clone(), leaked: leaked.clone() };
+    let gone = context_gone.clone();
+    std::thread::spawn(move || {
+        PROBE.with(|p| p.borrow_mut().0 = Some((value, gone)));
+        atomically(|tx| tx.get(&*x)); // registers the context's destructor after the probe's
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(context_gone.load(Ordering::SeqCst), 1, "the probe outlived the context");
+    assert_eq!(leaked.load(Ordering::SeqCst), 0, "a nested transaction committed on its own");
+    assert_eq!(undone.load(Ordering::SeqCst), 1);
 }

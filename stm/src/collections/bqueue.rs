@@ -95,7 +95,7 @@ impl<T: Send + Sync + 'static> TBQueue<T> {
     ///
     /// A conflict, to propagate with `?`.
     pub fn try_push(&self, tx: &mut Transaction<'_>, item: T) -> Stm<Result<(), T>> {
-        let w = *tx.read(&self.write)?;
+        let w = tx.get(&self.write)?;
         let slot = &self.slots[w];
         if tx.read(slot)?.is_some() {
             return Ok(Err(item));
@@ -130,7 +130,7 @@ impl<T: Send + Sync + 'static> TBQueue<T> {
     where
         T: Clone,
     {
-        let r = *tx.read(&self.read)?;
+        let r = tx.get(&self.read)?;
         let slot = &self.slots[r];
         let Some(item) = tx.read(slot)?.clone() else {
             return Ok(None);
@@ -146,7 +146,7 @@ impl<T: Send + Sync + 'static> TBQueue<T> {
     ///
     /// A conflict, to propagate with `?`.
     pub fn peek<'a>(&'a self, tx: &'a Transaction<'_>) -> Stm<Option<&'a T>> {
-        let r = *tx.read(&self.read)?;
+        let r = tx.get(&self.read)?;
         Ok(tx.read(&self.slots[r])?.as_ref())
     }
 
@@ -165,7 +165,7 @@ impl<T: Send + Sync + 'static> TBQueue<T> {
     ///
     /// A conflict, to propagate with `?`.
     pub fn is_full(&self, tx: &Transaction<'_>) -> Stm<bool> {
-        let w = *tx.read(&self.write)?;
+        let w = tx.get(&self.write)?;
         Ok(tx.read(&self.slots[w])?.is_some())
     }
 
@@ -175,7 +175,7 @@ impl<T: Send + Sync + 'static> TBQueue<T> {
     ///
     /// A conflict, to propagate with `?`.
     pub fn len(&self, tx: &Transaction<'_>) -> Stm<usize> {
-        let (r, w) = (*tx.read(&self.read)?, *tx.read(&self.write)?);
+        let (r, w) = (tx.get(&self.read)?, tx.get(&self.write)?);
         Ok(match w.cmp(&r) {
             std::cmp::Ordering::Greater => w - r,
             std::cmp::Ordering::Less => w + self.slots.len() - r,

@@ -110,7 +110,7 @@ impl TCounter {
     ///
     /// A conflict, to propagate with `?`.
     pub fn get(&self, tx: &Transaction<'_>) -> Stm<i64> {
-        self.stripes.iter().try_fold(0, |sum, s| Ok(sum + tx.read(s)?))
+        self.stripes.iter().try_fold(0, |sum, s| Ok(sum + tx.get(s)?))
     }
 
     /// Sets the total to `value` (writes every stripe).

@@ -67,7 +67,7 @@ impl<T: Send + Sync + 'static> Cursor<T> {
 
     /// The cursor's sequence number and the slot at it.
     pub(super) fn slot<'a>(&'a self, tx: &'a Transaction<'_>) -> Stm<(u64, &'a TVar<Option<T>>)> {
-        let seq = *tx.read(&self.seq)?;
+        let seq = tx.get(&self.seq)?;
         let chunk = tx.read(&self.chunk)?;
         Ok((seq, &chunk.slots[(seq % CHUNK as u64) as usize]))
     }

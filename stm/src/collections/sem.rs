@@ -64,8 +64,8 @@ impl TSem {
     ///
     /// A conflict, to propagate with `?`.
     pub fn try_wait(&self, tx: &mut Transaction<'_>) -> Stm<bool> {
-        let queued = tx.read(&self.serving)? != tx.read(&self.next_ticket)?;
-        let permits = *tx.read(&self.permits)?;
+        let queued = tx.get(&self.serving)? != tx.get(&self.next_ticket)?;
+        let permits = tx.get(&self.permits)?;
         if queued || permits == 0 {
             return Ok(false);
         }
@@ -107,7 +107,7 @@ impl TSem {
     ///
     /// A conflict, to propagate with `?`.
     pub fn queued(&self, tx: &Transaction<'_>) -> Stm<u64> {
-        Ok(tx.read(&self.next_ticket)? - tx.read(&self.serving)?)
+        Ok(tx.get(&self.next_ticket)? - tx.get(&self.serving)?)
     }
 
     /// Takes a permit, blocking the calling thread; callers are served in the order their
@@ -124,7 +124,7 @@ impl TSem {
         });
         atomically(|tx| {
             check(*tx.read(&self.serving)? == ticket)?;
-            let permits = *tx.read(&self.permits)?;
+            let permits = tx.get(&self.permits)?;
             check(permits > 0)?;
             tx.write(&self.permits, permits - 1)?;
             tx.write(&self.serving, ticket + 1)

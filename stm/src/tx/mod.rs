@@ -132,19 +132,61 @@ fn unreachable_pinned(stale: Guard) -> ! {
     unreachable!("an attempt began before the previous one ended")
 }
 
-/// Runs `f` with the calling thread's transaction context, or with a temporary one while
-/// thread-locals are being destroyed.
+std::thread_local! {
+    /// The temporary context this thread is running a transaction on, if any (see
+    /// `with_temporary_context`). A const-initialized `Cell` has no destructor, so it stays
+    /// usable while the thread's other thread-locals are destroyed.
+    static TEMPORARY: Cell<*const TxInner> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with the calling thread's current transaction context: the temporary one a
+/// transaction is running on, if any, else the thread's own, or a new temporary one while
+/// thread-locals are being destroyed. So a nested `atomically` joins the transaction it is
+/// nested in wherever that one runs.
 pub(crate) fn with_context<R>(f: impl FnOnce(&TxInner) -> R) -> R {
+    let temporary = TEMPORARY.with(Cell::get);
+    if !temporary.is_null() {
+        // SAFETY: set by `with_temporary_context` to a context it owns, further up this
+        // thread's stack, and reset before that context is dropped (INV-LOGS).
+        return f(unsafe { &*temporary });
+    }
     let mut f = Some(f);
     match CONTEXT.try_with(|ctx| (f.take().expect("called once"))(ctx)) {
         Ok(r) => r,
-        Err(_) => (f.take().expect("not called when TLS is gone"))(&TxInner::new()),
+        Err(_) => with_temporary_context(f.take().expect("not called when TLS is gone")),
     }
+}
+
+/// Runs `f` on a new context, the thread's current one until `f` returns or unwinds: for a
+/// transaction started while the thread's context is mid-attempt (by a destructor or a
+/// waker, INV-LOGS) or gone (thread exit).
+pub(crate) fn with_temporary_context<R>(f: impl FnOnce(&TxInner) -> R) -> R {
+    /// Puts the previous current context back, on return and on unwind.
+    struct Restore(*const TxInner);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TEMPORARY.with(|t| t.set(self.0));
+        }
+    }
+    let ctx = TxInner::new();
+    let _restore = Restore(TEMPORARY.with(|t| t.replace(&ctx)));
+    f(&ctx)
+}
+
+/// Whether this thread's transaction context has been destroyed (thread exit).
+#[cfg(test)]
+pub(crate) fn context_is_gone() -> bool {
+    CONTEXT.try_with(|_| ()).is_err()
 }
 
 /// Whether the calling thread is inside a transaction body.
 #[cfg(not(loom))]
 pub(crate) fn in_transaction() -> bool {
+    let temporary = TEMPORARY.with(Cell::get);
+    if !temporary.is_null() {
+        // SAFETY: as in `with_context` (INV-LOGS).
+        return unsafe { &*temporary }.active.get();
+    }
     CONTEXT.try_with(|ctx| ctx.active.get()).unwrap_or(false)
 }
 
@@ -706,7 +748,10 @@ impl<'a> Transaction<'a> {
     /// Reads `var`, lending its value for as long as this handle is borrowed.
     ///
     /// The value is the one in this transaction's snapshot, or the transaction's own
-    /// pending write. No clone is made.
+    /// pending write. No clone is made; a small plain value (an integer, `bool`, `char` or
+    /// float, kept inline in the TVar) is copied into a slot that lives until the attempt
+    /// ends, 8 bytes per call: read those with [`get`](Self::get) in long loops. Every read
+    /// is also logged (the read set) until the attempt ends.
     ///
     /// # Errors
     ///

@@ -18,7 +18,8 @@ pub(crate) use crate::recycle::Disposal;
 pub(crate) struct WriteEntry {
     /// The TVar written; alive while the attempt is pinned (INV-RECLAIM, INV-REFS).
     pub(crate) header: *const Header,
-    /// The new value: a `Box<T>` for the TVar's `T`, owned by this entry (INV-PENDING).
+    /// The new value: a `Box<T>` for the TVar's `T`, owned by this entry (INV-PENDING), or
+    /// for an inline `T` the value's word (INV-INLINE).
     pub(crate) value: *mut (),
     pub(crate) disposal: Disposal,
     /// Where it was (last) written, for conflict attribution.
