@@ -230,7 +230,9 @@ fn loom_models_lazy_clock_shared_write_version_is_opaque() {
 /// the blind write, and a reader that sees the new `y` must then see the new `x`
 /// (INV-CLOCK (b)): write versions are not in serialization order, and opacity must not
 /// depend on them being so. (If that attempt read the new `y`, it follows the blind write,
-/// and a reader may see the new `y` with the old `x`.)
+/// and a reader may see the new `y` with the old `x`.) This model passes with the floor
+/// removed too (the commit's validation orders the two); the floor's own necessity is the
+/// next model's.
 #[test]
 fn loom_models_lazy_clock_floor_version_keeps_dependencies() {
     model(1, || {
@@ -266,6 +268,34 @@ fn loom_models_lazy_clock_floor_version_keeps_dependencies() {
         if y_before_x == 0 && new_y {
             assert_eq!(x_seen, 3, "an attempt saw a commit without one that precedes it");
         }
+    });
+}
+
+/// The write-version floor keeps a TVar's versions strictly increasing while nobody advances
+/// the clock: without it, the second of two blind writes of `x` would publish version 1
+/// again (ABA), so an increment that read the first write's value could check that version
+/// at its commit, find it unchanged, and overwrite the second write (a lost update; INV-CLOCK
+/// (a)). With the floor removed from `Clock::write_version`, loom finds that execution.
+#[test]
+fn loom_models_lazy_clock_floor_keeps_versions_unique() {
+    model(2, || {
+        let x = Arc::new(TVar::new(0_u32));
+        let writer = {
+            let x = x.clone();
+            spawn(move |ctx| {
+                atomically_in(ctx, |tx| tx.write(&x, 1));
+                atomically_in(ctx, |tx| tx.write(&x, 5));
+            })
+        };
+        let increment = {
+            let x = x.clone();
+            spawn(move |ctx| atomically_in(ctx, |tx| tx.modify(&x, |v| v + 1)))
+        };
+        writer.join().unwrap();
+        increment.join().unwrap();
+        let last = x.read_atomic();
+        // Serial orders: increment first or between the writes (5), or last (6).
+        assert!(last == 5 || last == 6, "a lost update: x = {last}");
     });
 }
 

@@ -174,7 +174,7 @@ pub(crate) fn with_temporary_context<R>(f: impl FnOnce(&TxInner) -> R) -> R {
 }
 
 /// Whether this thread's transaction context has been destroyed (thread exit).
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn context_is_gone() -> bool {
     CONTEXT.try_with(|_| ()).is_err()
 }
