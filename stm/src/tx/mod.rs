@@ -144,17 +144,37 @@ std::thread_local! {
 /// thread-locals are being destroyed. So a nested `atomically` joins the transaction it is
 /// nested in wherever that one runs.
 pub(crate) fn with_context<R>(f: impl FnOnce(&TxInner) -> R) -> R {
-    let temporary = TEMPORARY.with(Cell::get);
-    if !temporary.is_null() {
-        // SAFETY: set by `with_temporary_context` to a context it owns, further up this
-        // thread's stack, and reset before that context is dropped (INV-LOGS).
-        return f(unsafe { &*temporary });
-    }
     let mut f = Some(f);
-    match CONTEXT.try_with(|ctx| (f.take().expect("called once"))(ctx)) {
+    match CONTEXT.try_with(|ctx| {
+        let f = f.take().expect("called once");
+        // A temporary context runs only while the thread's own is mid-attempt outside its
+        // body (or gone): one test keeps the common path as it was.
+        if ctx.is_busy_outside_body() {
+            if let Some(temporary) = current_temporary() {
+                return f(temporary);
+            }
+        }
+        f(ctx)
+    }) {
         Ok(r) => r,
-        Err(_) => with_temporary_context(f.take().expect("not called when TLS is gone")),
+        Err(_) => {
+            let f = f.take().expect("not called when TLS is gone");
+            match current_temporary() {
+                Some(temporary) => f(temporary),
+                None => with_temporary_context(f),
+            }
+        }
     }
+}
+
+/// The temporary context this thread is running a transaction on, if any.
+#[cold]
+fn current_temporary<'a>() -> Option<&'a TxInner> {
+    let temporary = TEMPORARY.with(Cell::get);
+    // SAFETY: set by `with_temporary_context` to a context it owns, further up this thread's
+    // stack, and reset before that context is dropped; the reference is used only by the
+    // caller's frame, deeper in the stack (INV-LOGS).
+    (!temporary.is_null()).then(|| unsafe { &*temporary })
 }
 
 /// Runs `f` on a new context, the thread's current one until `f` returns or unwinds: for a
@@ -182,12 +202,10 @@ pub(crate) fn context_is_gone() -> bool {
 /// Whether the calling thread is inside a transaction body.
 #[cfg(not(loom))]
 pub(crate) fn in_transaction() -> bool {
-    let temporary = TEMPORARY.with(Cell::get);
-    if !temporary.is_null() {
-        // SAFETY: as in `with_context` (INV-LOGS).
-        return unsafe { &*temporary }.active.get();
+    match CONTEXT.try_with(|ctx| (ctx.is_busy_outside_body(), ctx.active.get())) {
+        Ok((false, active)) => active,
+        _ => current_temporary().is_some_and(|t| t.active.get()),
     }
-    CONTEXT.try_with(|ctx| ctx.active.get()).unwrap_or(false)
 }
 
 /// Under loom, models run transactions on explicit contexts (see `loom_models`), never on
