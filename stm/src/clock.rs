@@ -3,7 +3,9 @@
 //! A commit stamps what it writes with the version one past the time it reads from the clock
 //! (and past every version it replaces), without advancing the clock. A transaction that
 //! later reads such a TVar finds a version newer than its snapshot and moves the clock up to
-//! it ([`Clock::advance_to`]), then extends its snapshot. So the clock's cache line is written
+//! it ([`Clock::advance_to`]), then extends its snapshot; if it was the transaction's first
+//! read, that waits for a second read (a transaction reading one TVar never writes the
+//! clock). So the clock's cache line is written
 //! only when someone reads a TVar written since the last advance, not on every commit: on
 //! two cores, commits to unrelated TVars no longer bounce one line between them (TL2's GV5
 //! scheme, with the reader-side advance of GV6; why it stays opaque is INV-CLOCK in

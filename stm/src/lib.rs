@@ -19,9 +19,10 @@
 //!   transactions at their snapshot time.
 //! - **Invisible reads.** Reads leave no trace in shared memory (no reader counts or lists):
 //!   a read-only transaction touches no cache line another thread writes, except those of
-//!   the TVars it reads and, when it meets a TVar written since the global clock last moved,
-//!   the clock, which it moves forward once (commits do not write the clock; in all, the
-//!   clock is written at most once per writing commit, as with a commit-advanced clock).
+//!   the TVars it reads and, when it reads two or more and meets one written since the
+//!   global clock last moved, the clock, which it moves forward once (commits do not write
+//!   the clock; in all, the clock is written at most once per writing commit, as with a
+//!   commit-advanced clock, and never by transactions that read a single TVar).
 //!
 //! # Blocking with `retry`
 //!

@@ -173,11 +173,12 @@ fn loom_models_snapshot_extension_vs_commit_is_opaque() {
 /// The lazy clock: commits do not advance the clock, so two of them may share a write
 /// version, and a reader moves the clock up when it finds a newer version. Here the reader's
 /// snapshot predates both commits of the writer: `z`'s lands first (at version 1, the clock
-/// left at 0), then the reader reads `z`, advancing the clock to 1 and extending its
-/// snapshot, while the commit of `x` and `y` (also at version 1: nobody may have advanced the
-/// clock when it read it) may be anywhere in its own. The reader must see that commit locked
-/// or whole, never half (INV-CLOCK): its snapshot covers a write version that the clock was
-/// advanced to for another commit.
+/// left at 0), then the reader reads `z` (its first read: the snapshot moves to version 1,
+/// the clock stays) and `x` (which extends: the clock moves to 1 and `z` is validated), while
+/// the commit of `x` and `y` (also at version 1: nobody may have advanced the clock when it
+/// read it) may be anywhere in its own. The reader must see that commit locked or whole,
+/// never half (INV-CLOCK): its snapshot covers a write version that the clock was advanced
+/// to for another commit.
 #[test]
 fn loom_models_lazy_clock_shared_write_version_is_opaque() {
     model(1, || {

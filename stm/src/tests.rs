@@ -453,3 +453,30 @@ fn a_destructor_run_at_thread_exit_nests_its_transactions() {
     assert_eq!(leaked.load(Ordering::SeqCst), 0, "a nested transaction committed on its own");
     assert_eq!(undone.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "a property of the protocol, not of unsafe code; other tests move the clock"
+)]
+fn transactions_that_read_one_tvar_leave_the_clock_alone() {
+    // An attempt's first read takes the snapshot to a newer version without advancing the
+    // clock (INV-OPACITY), so a hot counter's increments, which read one TVar (twice, with
+    // `get` then `modify`), never write it: its version runs ahead of the clock through the
+    // write-version floor. Other tests may advance the clock meanwhile, but not by this many.
+    let n: u64 = 100_000;
+    let v = TVar::new(0_u64);
+    let before = crate::clock::CLOCK.now();
+    for _ in 0..n {
+        atomically(|tx| {
+            if tx.get(&v)? < u64::MAX {
+                tx.modify(&v, |x| x + 1)?;
+            }
+            Ok(())
+        });
+    }
+    assert_eq!(v.read_atomic(), n);
+    assert!(v.version() >= n);
+    let advanced = crate::clock::CLOCK.now() - before;
+    assert!(advanced < n / 2, "the clock moved by {advanced} over {n} single-TVar increments");
+}

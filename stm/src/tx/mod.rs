@@ -68,6 +68,11 @@ pub(crate) struct TxState {
     guard: Option<Guard>,
     /// The snapshot's read version.
     rv: u64,
+    /// A read of a version below `bound` needs no check: `rv + 1` while the snapshot is
+    /// backed by the clock; 0 after a first read found a version above `rv` and took the
+    /// snapshot to it without advancing the clock, so that every later read extends first
+    /// (INV-OPACITY).
+    bound: u64,
     reads: ReadSet,
     writes: WriteSet,
     /// How many read entries a write entry's `read_version` covers: each was the last read
@@ -237,6 +242,7 @@ impl TxInner {
             state: UnsafeCell::new(TxState {
                 guard: None,
                 rv: 0,
+                bound: 1,
                 reads: ReadSet::default(),
                 writes: WriteSet::default(),
                 covered: 0,
@@ -304,6 +310,7 @@ impl TxInner {
             unreachable_pinned(stale);
         }
         st.rv = CLOCK.now();
+        st.bound = st.rv + 1;
         st.covered = 0;
         // No reference lent by an earlier attempt is alive (INV-LENT).
         st.lent.reset();
@@ -709,8 +716,8 @@ impl TxState {
     }
 
     /// Moves the snapshot forward to cover `version`, a version newer than it that a read
-    /// found (LSA): advances the clock to it if needed, then succeeds if nothing read so far
-    /// has changed.
+    /// found, or the version of an unbacked first read (LSA): advances the clock to it if
+    /// needed, then succeeds if nothing read so far has changed.
     #[cold]
     fn extend(&mut self, version: u64) -> Result<(), Conflict> {
         // Take the time first, then validate: every read is then current at `now`.
@@ -718,6 +725,7 @@ impl TxState {
         match self.reads.first_stale(|_| false) {
             None => {
                 self.rv = now;
+                self.bound = now + 1;
                 Ok(())
             }
             Some(e) => Err(Conflict { cause: Cause::Read, tvar: e.header as usize, site: e.site }),
@@ -1094,21 +1102,28 @@ impl TxState {
                 continue;
             }
             let version = lock_word::version(before);
-            if version > self.rv {
+            if version >= self.bound {
                 if self.reads.is_empty() {
-                    // Nothing read yet: the snapshot moves to the clock's time with nothing
-                    // to validate (the common case of a first read of a TVar written since
-                    // the clock last advanced).
-                    self.rv = CLOCK.advance_to(version);
+                    // The first read, of a TVar written since the snapshot's time: one value
+                    // alone is consistent, so the snapshot becomes this read, at its version,
+                    // and the clock is left alone; a second read extends it first
+                    // (INV-OPACITY). A transaction that reads one TVar (a hot counter's
+                    // increment) so never writes the clock.
+                    self.rv = version;
+                    self.bound = 0;
+                } else if self.bound == 0 && self.reads.last_of(header) == Some(version) {
+                    // The first read's TVar again, unchanged (`get` then `modify`): the
+                    // snapshot is still that one value. With `bound` at 0 every entry is of
+                    // this TVar at this version, since any other read extends.
                 } else {
-                    self.extend(version)?;
-                }
-                // The extension made the snapshot current as of a clock value read *after*
-                // this TVar: if a commit changed it in between, the value we hold is older
-                // than the snapshot now claims. Read it again (INV-OPACITY).
-                // SeqCst: as for `before`.
-                if !same_state(before, core.header.lock.load(Ordering::SeqCst)) {
-                    continue;
+                    self.extend(version.max(self.rv))?;
+                    // The extension made the snapshot current as of a clock value read
+                    // *after* this TVar: if a commit changed it in between, the value we hold
+                    // is older than the snapshot now claims. Read it again (INV-OPACITY).
+                    // SeqCst: as for `before`.
+                    if !same_state(before, core.header.lock.load(Ordering::SeqCst)) {
+                        continue;
+                    }
                 }
             }
             // A poisoned or serial attempt never gets here (`unusual`).
