@@ -1,11 +1,12 @@
 //! Per-thread recycling of small value boxes.
 //!
-//! Every write boxes its new value, and every commit retires the value it replaces. Left to
-//! the global allocator, that is a `malloc` per write and a `free` per retired value, and the
-//! frees come in batches from the epoch collector, which overflows glibc's per-thread cache
-//! and sends both into its slow paths (measured: ~340 instructions per write). Instead, small
-//! boxes (up to 64 bytes, alignment up to 16) come from, and return to, a bounded per-thread
-//! free list per size class; bigger values use the global allocator directly.
+//! Every write of a value that is not kept inline (`inline.rs`) boxes it, and every commit
+//! retires the value it replaces. Left to the global allocator, that is a `malloc` per write
+//! and a `free` per retired value, and the frees come in batches from the epoch collector,
+//! which overflows glibc's per-thread cache and sends both into its slow paths (measured:
+//! ~340 instructions per write). Instead, small boxes (up to 64 bytes, alignment up to 16)
+//! come from, and return to, a bounded per-thread free list per size class; bigger values
+//! use the global allocator directly.
 //!
 //! A block freed on one thread may be reused by another: the lists hold raw memory, not
 //! typed values, and a block is always allocated and freed with its class's layout.
