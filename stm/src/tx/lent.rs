@@ -23,10 +23,18 @@ pub(crate) struct Lent {
 }
 
 impl Lent {
-    /// Stores `word` in a fresh slot and returns it. The slot keeps its contents until
-    /// `reset`.
+    /// Stores `word` in a fresh slot and returns it, or returns the last slot if it holds
+    /// the same bits (a loop re-reading one TVar then uses one slot). The slot keeps its
+    /// contents until `reset`.
     #[inline]
     pub(crate) fn keep(&mut self, word: *mut ()) -> NonNull<usize> {
+        if let Some(last) = self.last() {
+            // SAFETY: a slot handed out in this attempt, within its chunk; reading it while
+            // shared references to it exist is fine (INV-LENT).
+            if unsafe { last.as_ptr().read() } == word as usize {
+                return last;
+            }
+        }
         let (chunk, slot) = (self.used / CHUNK, self.used % CHUNK);
         if chunk == self.chunks.len() {
             self.grow();
@@ -39,6 +47,17 @@ impl Lent {
         self.used += 1;
         // SAFETY: derived from a non-null chunk pointer.
         unsafe { NonNull::new_unchecked(ptr) }
+    }
+
+    /// The slot handed out last in this attempt.
+    #[inline]
+    fn last(&self) -> Option<NonNull<usize>> {
+        let last = self.used.checked_sub(1)?;
+        // SAFETY: `last < used`, so its chunk exists and `last % CHUNK < CHUNK` is within it
+        // (INV-LENT).
+        let ptr = unsafe { self.chunks[last / CHUNK].as_ptr().add(last % CHUNK) };
+        // SAFETY: derived from a non-null chunk pointer.
+        Some(unsafe { NonNull::new_unchecked(ptr) })
     }
 
     #[cold]
@@ -85,5 +104,9 @@ mod tests {
         lent.reset();
         let again = lent.keep(crate::inline::to_word(9_u64));
         assert_eq!(again, first, "slots are reused after a reset");
+        let same = lent.keep(crate::inline::to_word(9_u64));
+        assert_eq!(same, again, "a repeat of the last word shares its slot");
+        let other = lent.keep(crate::inline::to_word(10_u64));
+        assert_ne!(other, again);
     }
 }

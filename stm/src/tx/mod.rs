@@ -776,8 +776,9 @@ impl<'a> Transaction<'a> {
     /// The value is the one in this transaction's snapshot, or the transaction's own
     /// pending write. No clone is made; a small plain value (an integer, `bool`, `char` or
     /// float, kept inline in the TVar) is copied into a slot that lives until the attempt
-    /// ends, 8 bytes per call: read those with [`get`](Self::get) in long loops. Every read
-    /// is also logged (the read set) until the attempt ends.
+    /// ends, 8 bytes per call unless the value repeats the last one lent: prefer
+    /// [`get`](Self::get) for those. Every read is also logged (the read set, 24 bytes) until
+    /// the attempt ends.
     ///
     /// # Errors
     ///
@@ -1111,25 +1112,40 @@ impl TxState {
                     // increment) so never writes the clock.
                     self.rv = version;
                     self.bound = 0;
-                } else if self.bound == 0 && self.reads.last_of(header) == Some(version) {
-                    // The first read's TVar again, unchanged (`get` then `modify`): the
-                    // snapshot is still that one value. With `bound` at 0 every entry is of
-                    // this TVar at this version, since any other read extends.
-                } else {
-                    self.extend(version.max(self.rv))?;
-                    // The extension made the snapshot current as of a clock value read
-                    // *after* this TVar: if a commit changed it in between, the value we hold
-                    // is older than the snapshot now claims. Read it again (INV-OPACITY).
-                    // SeqCst: as for `before`.
-                    if !same_state(before, core.header.lock.load(Ordering::SeqCst)) {
-                        continue;
-                    }
+                } else if !self.admit_newer(header, version, &core.header, before)? {
+                    continue;
                 }
             }
             // A poisoned or serial attempt never gets here (`unusual`).
             self.reads.push(ReadEntry { header, version, site });
             return Ok(ptr);
         }
+    }
+
+    /// A read after the first found `version` at or above `bound`: extends the snapshot so
+    /// that the read fits in it, or fails. Returns `false` if the TVar changed meanwhile and
+    /// must be read again.
+    #[cold]
+    #[inline(never)]
+    fn admit_newer(
+        &mut self,
+        header: *const Header,
+        version: u64,
+        tvar: &Header,
+        before: u64,
+    ) -> Result<bool, Conflict> {
+        if self.bound == 0 && self.reads.last_of(header) == Some(version) {
+            // The first read's TVar again, unchanged (`get` then `modify`): the snapshot is
+            // still that one value. With `bound` at 0 every entry is of this TVar at this
+            // version, since any other read extends.
+            return Ok(true);
+        }
+        self.extend(version.max(self.rv))?;
+        // The extension made the snapshot current as of a clock value read *after* this
+        // TVar: if a commit changed it in between, the value we hold is older than the
+        // snapshot now claims. Read it again (INV-OPACITY).
+        // SeqCst: as for the reader's loads of the word in `read_shared`.
+        Ok(same_state(before, tvar.lock.load(Ordering::SeqCst)))
     }
 
     /// The serial-mode read: lock the TVar (waiting for a committer to finish) and keep it
