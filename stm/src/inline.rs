@@ -23,21 +23,11 @@ pub(crate) fn is_inline<T: 'static>() -> bool {
         return false;
     }
     let t = TypeId::of::<T>();
-    t == TypeId::of::<u64>()
-        || t == TypeId::of::<i64>()
-        || t == TypeId::of::<usize>()
-        || t == TypeId::of::<isize>()
-        || t == TypeId::of::<u32>()
-        || t == TypeId::of::<i32>()
-        || t == TypeId::of::<u16>()
-        || t == TypeId::of::<i16>()
-        || t == TypeId::of::<u8>()
-        || t == TypeId::of::<i8>()
-        || t == TypeId::of::<bool>()
-        || t == TypeId::of::<char>()
-        || t == TypeId::of::<f64>()
-        || t == TypeId::of::<f32>()
-        || t == TypeId::of::<()>()
+    /// `t` is one of the listed types.
+    macro_rules! one_of {
+        ($($ty:ty),*) => { false $(|| t == TypeId::of::<$ty>())* };
+    }
+    one_of!(u64, i64, usize, isize, u32, i32, u16, i16, u8, i8, bool, char, f64, f32, ())
 }
 
 /// The value word holding `value`: its bytes at the start of a zeroed word, as a pointer

@@ -103,11 +103,7 @@ unsafe impl<T: Send + Sync + 'static> Sync for TVar<T> {}
 impl<T: Send + Sync + 'static> TVar<T> {
     /// Creates a TVar holding `value`, at version 0.
     pub fn new(value: T) -> Self {
-        let value = if is_inline::<T>() {
-            inline::to_word(value).cast::<T>()
-        } else {
-            recycle::boxed(value)
-        };
+        let value = value_word(value).0.cast::<T>();
         let core = Box::new(Core {
             header: Header {
                 lock: AtomicU64::new(lock_word::at_version(0)),
@@ -188,6 +184,17 @@ impl<T: Send + Sync + 'static> TVar<T> {
     pub fn version(&self) -> u64 {
         // Relaxed: an informational read; nothing is inferred from it about other memory.
         lock_word::version(self.core().header.lock.load(Ordering::Relaxed))
+    }
+}
+
+/// The value word that publishes `value` in a `TVar<T>`, with how to give it back: the bits
+/// of an inline `T` (INV-INLINE), else a box from the recycling pool (INV-PUBLISHED).
+#[inline(always)]
+pub(crate) fn value_word<T: 'static>(value: T) -> (*mut (), recycle::Disposal) {
+    if is_inline::<T>() {
+        (inline::to_word(value), recycle::Disposal::Inline)
+    } else {
+        (recycle::boxed(value).cast::<()>(), recycle::Disposal::of::<T>())
     }
 }
 

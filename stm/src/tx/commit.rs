@@ -96,21 +96,14 @@ impl TxState {
     /// at the version seen, and unlocked unless the TVar is one of ours.
     #[inline]
     fn validate_locked(&self) -> Result<(), Conflict> {
-        for e in self.reads.iter() {
-            let w = e.word();
-            // Every entry of the write set is locked at this point: a locked TVar is ours
-            // exactly when it has an entry.
-            if lock_word::version(w) != e.version
-                || (is_locked(w) && self.writes.find(e.header).is_none())
-            {
-                return Err(Conflict {
-                    cause: Cause::Validate,
-                    tvar: e.header as usize,
-                    site: e.site,
-                });
+        // Every entry of the write set is locked at this point: a locked TVar is ours exactly
+        // when it has an entry.
+        match self.reads.first_stale(|h| self.writes.find(h).is_some()) {
+            None => Ok(()),
+            Some(e) => {
+                Err(Conflict { cause: Cause::Validate, tvar: e.header as usize, site: e.site })
             }
         }
-        Ok(())
     }
 
     /// Gives back every lock taken without publishing (the versions are unchanged).

@@ -874,11 +874,23 @@ impl<'a> Transaction<'a> {
     #[inline(always)]
     pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &TVar<T>) -> Stm<T> {
         if is_inline::<T>() {
-            let word = self.read_word(var, Location::caller())?;
-            // SAFETY: `var`'s words are made by `to_word::<T>` (INV-INLINE).
-            return Ok(unsafe { inline::from_word(word.cast()) });
+            return self.read_inline(var, Location::caller());
         }
         self.read(var).cloned()
+    }
+
+    /// The value of `var`, an inline TVar, copied out of its word in this transaction's view.
+    #[inline(always)]
+    fn read_inline<T: Send + Sync + 'static>(
+        &self,
+        var: &TVar<T>,
+        site: &'static Location<'static>,
+    ) -> Stm<T> {
+        debug_assert!(is_inline::<T>());
+        let word = self.read_word(var, site)?;
+        // SAFETY: `var`'s words are made by `to_word::<T>` (INV-INLINE); a bitwise copy of an
+        // inline type is the value.
+        Ok(unsafe { inline::from_word(word.cast()) })
     }
 
     /// Writes `value` to `var`, visible to this transaction at once and to others when it
@@ -902,11 +914,7 @@ impl<'a> Transaction<'a> {
         }
         let header = var.header();
         let read_version = st.reads.last_of(header).unwrap_or(NOT_READ);
-        let (value, disposal) = if is_inline::<T>() {
-            (inline::to_word(value), Disposal::Inline)
-        } else {
-            (crate::recycle::boxed(value).cast::<()>(), Disposal::of::<T>())
-        };
+        let (value, disposal) = crate::tvar::value_word(value);
         let entry = WriteEntry {
             header,
             value,
@@ -948,10 +956,7 @@ impl<'a> Transaction<'a> {
         f: impl FnOnce(&T) -> T,
     ) -> Stm<()> {
         if is_inline::<T>() {
-            let word = self.read_word(var, Location::caller())?;
-            // SAFETY: `var`'s words are made by `to_word::<T>` (INV-INLINE); a bitwise copy of
-            // an inline type is the value.
-            let old: T = unsafe { inline::from_word(word.cast()) };
+            let old = self.read_inline(var, Location::caller())?;
             return self.write(var, f(&old));
         }
         let new = f(self.read(var)?);
