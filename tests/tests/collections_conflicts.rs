@@ -107,10 +107,11 @@ impl BuildHasher for Identity {
     }
 }
 
-/// A map of 1000 keys, several levels deep.
+/// A map of 2000 keys, two levels deep: each root slot gets 62 or 63 of them, more than a
+/// bucket holds (32), so every root slot is split into a node.
 fn populated_map() -> TMap<u64, u64, Identity> {
     let map = TMap::with_hasher(Identity);
-    atomically(|tx| (100..1100).try_for_each(|k| map.insert(tx, k, k).map(drop)));
+    atomically(|tx| (100..2100).try_for_each(|k| map.insert(tx, k, k).map(drop)));
     map
 }
 
@@ -138,7 +139,7 @@ fn tmap_updates_of_keys_in_different_buckets_do_not_conflict() {
         assert_eq!(map.get(tx, &33)?, Some(33));
         assert_eq!(map.get(tx, &129)?, None);
         assert_eq!(map.get(tx, &161)?, Some(162));
-        assert_eq!(map.len(tx)?, 1002);
+        assert_eq!(map.len(tx)?, 2002);
         Ok(())
     });
 }
@@ -147,16 +148,16 @@ fn tmap_updates_of_keys_in_different_buckets_do_not_conflict() {
 fn tmap_bucket_split_does_not_conflict_with_other_buckets() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let map: TMap<u64, u64, Identity> = TMap::with_hasher(Identity);
-    // Eight keys in root slot 2: a full bucket. B's insertion splits it into a node.
-    atomically(|tx| (1..=8).try_for_each(|i| map.insert(tx, 2 + 32 * i, i).map(drop)));
+    // 32 keys in root slot 2: a full bucket. B's insertion splits it into a node.
+    atomically(|tx| (1..=32).try_for_each(|i| map.insert(tx, 2 + 32 * i, i).map(drop)));
     let d = interleave(
         |tx| map.insert(tx, 1, 1).map(drop),
         |tx| map.insert(tx, 3, 3).map(drop),
-        |tx| map.insert(tx, 2 + 32 * 9, 9).map(drop),
+        |tx| map.insert(tx, 2 + 32 * 33, 33).map(drop),
     );
     assert_no_conflict(&d);
     let n = atomically(|tx| map.len(tx));
-    assert_eq!(n, 11);
+    assert_eq!(n, 35);
 }
 
 #[test]

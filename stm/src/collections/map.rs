@@ -11,15 +11,20 @@
 //! never rehashed. Nodes are never merged back, so a slot once split stays split (removals
 //! leave empty buckets behind until `clear`), which keeps the upper levels unwritten.
 //!
-//! Entries are `Arc`ed so that a new bucket shares the entries it keeps with the old one,
-//! and so that neither keys nor values need `Clone`.
+//! Entries live in their bucket, inline in the slot's value box: a lookup follows the
+//! root's handle, the slot's TVar core and the box, and nothing else. Buckets are fat (16
+//! entries before they spill, 32 before they split) and a sized root aims for about 16 keys
+//! per slot, so the slots' handles and cores are few enough to stay in cache: a lookup in a
+//! big map then misses the cache about once, on the box (at 100k keys, an earlier layout with
+//! 2 keys per slot and `Arc`ed entries missed three or four times and was 2-4x slower, see
+//! `benches/README.md`). The price is that a write copies its bucket (cloning the entries it
+//! keeps), so keys and values must be `Clone`, and should be cheap to clone.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
-use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -32,25 +37,26 @@ const BITS: u32 = 5;
 const WIDTH: usize = 1 << BITS;
 /// The most hash bits the root may take (a million slots).
 const MAX_ROOT_BITS: u32 = 20;
-/// Keys per root slot that `with_capacity` aims for: few enough that buckets rarely split,
-/// so a lookup of a map filled to its capacity reads two TVars (root slot, no node below).
-const KEYS_PER_ROOT_SLOT: usize = 2;
+/// Keys per root slot that `with_capacity` aims for: few enough that buckets rarely spill
+/// past `INLINE` or split, so a lookup of a map filled to its capacity reads one TVar; many
+/// enough that the root's handles and cores stay in cache.
+const KEYS_PER_ROOT_SLOT: usize = 16;
 /// A bucket holding this many entries becomes a node on its next insertion.
-const SPLIT: usize = 8;
+const SPLIT: usize = 32;
 
+#[derive(Clone)]
 struct Entry<K, V> {
     key: K,
     value: V,
 }
 
-/// A bucket: entries with their hashes beside them, so that a lookup compares hashes in
-/// the bucket's own buffer and dereferences only the entry that matches (a cache miss
-/// saved per other entry). Up to `INLINE` of them live in the slot's value itself (no
-/// buffer to chase: another miss saved).
-type Bucket<K, V> = SmallVec<[(u64, Arc<Entry<K, V>>); INLINE]>;
+/// A bucket: entries with their hashes beside them, so that a lookup compares keys only
+/// where the hashes match. Up to `INLINE` of them live in the slot's value itself (no
+/// buffer to chase: a cache miss saved).
+type Bucket<K, V> = SmallVec<[(u64, Entry<K, V>); INLINE]>;
 
 /// Entries a bucket holds without a buffer of its own.
-const INLINE: usize = 4;
+const INLINE: usize = 16;
 
 /// A trie node: `WIDTH` slots.
 type Node<K, V> = [TVar<Slot<K, V>>];
@@ -133,16 +139,26 @@ where
 /// if a queue is not full, atomically.
 ///
 /// The map is a hash trie whose nodes are arrays of 32 `TVar` slots; a slot holds a bucket
-/// of up to 8 entries or a child node, and a full bucket splits into a node by rewriting
+/// of up to 32 entries or a child node, and a full bucket splits into a node by rewriting
 /// only its own slot, so the map grows without ever rehashing (see the
 /// [module docs](crate::collections::map)). Its length is kept in a [`TCounter`], striped
 /// per thread. Values are read in place ([`read`](Self::read) lends `&V`);
 /// [`get`](Self::get) clones.
 ///
+/// # Cost of a write
+///
+/// Entries are stored in their bucket, not boxed one by one (a lookup then misses the cache
+/// about once). So a write ([`insert`](Self::insert), [`remove`](Self::remove),
+/// [`update`](Self::update)) publishes a new copy of its bucket, cloning the other entries
+/// in it (about 16 in a map filled to its capacity, up to 32): these methods need
+/// `K: Clone` and `V: Clone`, and keys and values should be cheap to clone (integers,
+/// `Arc`, `bytes::Bytes`, a `TVar` to update in place). Wrap big or non-`Clone` values in
+/// an `Arc`.
+///
 /// # Conflicts
 ///
 /// Two keys *share a bucket* when their hashes agree on the bits the trie uses at the
-/// bucket's depth (at most 8 keys share one, except for full hash collisions).
+/// bucket's depth (at most 32 keys share one, except for full hash collisions).
 ///
 /// - Reads ([`read`](Self::read), [`get`](Self::get), [`contains_key`](Self::contains_key))
 ///   never conflict with each other, nor with writes of keys in other buckets.
@@ -200,10 +216,12 @@ where
         Self::with_hasher(RandomState::new())
     }
 
-    /// An empty map sized for about `capacity` entries: its root has a slot per 2 of them
-    /// (at least 32, at most 2^20), so that lookups in a map filled that far read two
-    /// `TVar`s instead of a path down the trie. A map still grows past its capacity (and
-    /// works below it); the root costs about 80 bytes per slot from the start.
+    /// An empty map sized for about `capacity` entries: its root has a slot per 8 to 16 of
+    /// them (a power of two, at least 32, at most 2^20), so that a lookup in a map filled
+    /// that far reads one `TVar` (its root slot) instead of a path down the trie. A map
+    /// still grows past its capacity (and works below it). The root's empty buckets are
+    /// allocated at once: 440 bytes per slot for `u64` keys and values (the bucket box has
+    /// room for 16 entries), about 28 bytes per entry of capacity.
     ///
     /// # Examples
     ///
@@ -305,7 +323,14 @@ where
     {
         Ok(self.read(tx, key)?.is_some())
     }
+}
 
+impl<K, V, S> TMap<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
     /// Sets `key` to `value`. Returns `true` if the key was absent (like
     /// [`HashSet::insert`](std::collections::HashSet::insert)); a present key's value is
     /// replaced (and dropped once no transaction can still read it).
@@ -338,9 +363,7 @@ where
             let Some(i) = find(found.bucket, hash, key) else {
                 return Ok(false);
             };
-            let mut bucket = found.bucket.clone();
-            bucket.swap_remove(i);
-            (found.var.clone(), bucket)
+            (found.var.clone(), without(found.bucket, i))
         };
         tx.write(&var, Slot::Bucket(bucket))?;
         self.len.add(tx, -1)?;
@@ -378,23 +401,24 @@ where
             let found = self.locate(tx, hash)?;
             let pos = find(found.bucket, hash, &key);
             let new = f(pos.map(|i| &found.bucket[i].1.value));
-            let bucket = || found.bucket.clone();
             let (slot, delta) = match (pos, new) {
                 (None, None) => return Ok(()),
-                (Some(i), None) => {
-                    let mut bucket = bucket();
-                    bucket.swap_remove(i);
-                    (Slot::Bucket(bucket), -1)
-                }
+                (Some(i), None) => (Slot::Bucket(without(found.bucket, i)), -1),
                 (Some(i), Some(value)) => {
-                    let mut bucket = bucket();
-                    bucket[i] = (hash, Arc::new(Entry { key, value }));
-                    (Slot::Bucket(bucket), 0)
+                    let mut entry = Some((hash, Entry { key, value }));
+                    let bucket = found.bucket.iter().enumerate().map(|(j, e)| {
+                        if j == i {
+                            entry.take().expect("one entry is at `i`")
+                        } else {
+                            e.clone()
+                        }
+                    });
+                    (Slot::Bucket(bucket.collect()), 0)
                 }
                 (None, Some(value)) => {
                     let mut bucket = Bucket::with_capacity(found.bucket.len() + 1);
                     bucket.extend(found.bucket.iter().cloned());
-                    bucket.push((hash, Arc::new(Entry { key, value })));
+                    bucket.push((hash, Entry { key, value }));
                     (grow(bucket, found.depth, self.shape), 1)
                 }
             };
@@ -406,7 +430,14 @@ where
         }
         Ok(())
     }
+}
 
+impl<K, V, S> TMap<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
     /// The number of entries.
     ///
     /// # Errors
@@ -464,6 +495,13 @@ where
     }
 }
 
+/// A copy of `bucket` without its entry at `i` (the others are cloned, the removed one is
+/// not).
+fn without<K: Clone, V: Clone>(bucket: &Bucket<K, V>, i: usize) -> Bucket<K, V> {
+    let kept = bucket.iter().enumerate().filter(|&(j, _)| j != i);
+    kept.map(|(_, e)| e.clone()).collect()
+}
+
 /// The new slot for `bucket` (holding a new entry) at `depth`: still a bucket if it is
 /// small enough (or cannot split further), else a node holding its entries one level down.
 fn grow<K, V>(bucket: Bucket<K, V>, depth: u32, shape: Shape) -> Slot<K, V>
@@ -502,7 +540,7 @@ where
     /// The nodes being walked, with the next slot to visit in each.
     stack: Vec<(&'a Node<K, V>, usize)>,
     /// What is left of the current bucket.
-    bucket: &'a [(u64, Arc<Entry<K, V>>)],
+    bucket: &'a [(u64, Entry<K, V>)],
 }
 
 impl<'a, K, V> Iterator for Iter<'a, K, V>

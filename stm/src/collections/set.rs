@@ -11,7 +11,9 @@ use crate::{Stm, Transaction};
 
 /// A transactional hash set: updates of unrelated keys do not conflict.
 ///
-/// A [`TMap<K, ()>`](TMap) underneath, with the same structure and the same conflicts.
+/// A [`TMap<K, ()>`](TMap) underneath, with the same structure and the same conflicts. As
+/// there, a write copies its bucket, so [`insert`](Self::insert) and
+/// [`remove`](Self::remove) need `K: Clone` (keep keys cheap to clone).
 ///
 /// # Conflicts
 ///
@@ -84,7 +86,10 @@ where
     /// # Errors
     ///
     /// A conflict, to propagate with `?`.
-    pub fn insert(&self, tx: &mut Transaction<'_>, key: K) -> Stm<bool> {
+    pub fn insert(&self, tx: &mut Transaction<'_>, key: K) -> Stm<bool>
+    where
+        K: Clone,
+    {
         self.map.insert(tx, key, ())
     }
 
@@ -95,7 +100,7 @@ where
     /// A conflict, to propagate with `?`.
     pub fn remove<Q>(&self, tx: &mut Transaction<'_>, key: &Q) -> Stm<bool>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
         self.map.remove(tx, key)
