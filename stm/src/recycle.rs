@@ -4,9 +4,11 @@
 //! retires the value it replaces. Left to the global allocator, that is a `malloc` per write
 //! and a `free` per retired value, and the frees come in batches from the epoch collector,
 //! which overflows glibc's per-thread cache and sends both into its slow paths (measured:
-//! ~340 instructions per write). Instead, small boxes (up to 64 bytes, alignment up to 16)
-//! come from, and return to, a bounded per-thread free list per size class; bigger values
-//! use the global allocator directly.
+//! ~340 instructions per write). Instead, boxes of up to 1 KiB (alignment up to 16) come
+//! from, and return to, a bounded per-thread free list per size class: 16-byte steps up to
+//! 64 bytes (small values), then 64-byte steps up to 1 KiB (a `TMap` bucket holds 16
+//! entries inline, 400 bytes for `u64` keys and values). Bigger values use the global
+//! allocator directly.
 //!
 //! A block freed on one thread may be reused by another: the lists hold raw memory, not
 //! typed values, and a block is always allocated and freed with its class's layout.
@@ -15,25 +17,58 @@ use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
 
-const CLASS_SIZE: usize = 16;
-const CLASSES: usize = 4;
-/// Blocks kept per class. A thread's retired values come back to it a grace period's worth
-/// at a time (see `reclaim::Garbage`), often thousands at once: the list must hold such a
-/// burst, or the excess goes back to the allocator only to be allocated again.
+/// The step between small classes, and the alignment of every block.
+const SMALL_STEP: usize = 16;
+/// Small classes: 16, 32, 48 and 64 bytes.
+const SMALL_CLASSES: usize = 4;
+/// The step between large classes: 128, 192, ... `LARGEST` bytes.
+const LARGE_STEP: usize = 64;
+/// The biggest block recycled.
+const LARGEST: usize = 1024;
+const CLASSES: usize = SMALL_CLASSES + (LARGEST - SMALL_STEP * SMALL_CLASSES) / LARGE_STEP;
+/// Blocks kept per small class. A thread's retired values come back to it a grace period's
+/// worth at a time (see `reclaim::Garbage`), often thousands at once: the list must hold
+/// such a burst, or the excess goes back to the allocator only to be allocated again.
 const KEEP: usize = 16384;
+/// Bytes kept per large class (so between 256 and 2048 blocks): a thread holds at most a few
+/// MiB of free blocks in all.
+const KEEP_LARGE_BYTES: usize = 256 * 1024;
 
 #[inline]
 const fn class_of(layout: Layout) -> Option<usize> {
-    if layout.size() == 0 || layout.size() > CLASS_SIZE * CLASSES || layout.align() > CLASS_SIZE {
+    let size = layout.size();
+    if size == 0 || size > LARGEST || layout.align() > SMALL_STEP {
         None
+    } else if size <= SMALL_STEP * SMALL_CLASSES {
+        Some((size - 1) / SMALL_STEP)
     } else {
-        Some((layout.size() - 1) / CLASS_SIZE)
+        Some(SMALL_CLASSES + (size - SMALL_STEP * SMALL_CLASSES - 1) / LARGE_STEP)
+    }
+}
+
+/// The block size of `class`.
+#[inline]
+const fn class_size(class: usize) -> usize {
+    if class < SMALL_CLASSES {
+        (class + 1) * SMALL_STEP
+    } else {
+        SMALL_STEP * SMALL_CLASSES + (class + 1 - SMALL_CLASSES) * LARGE_STEP
+    }
+}
+
+/// How many free blocks of `class` a thread keeps.
+#[inline]
+const fn keep(class: usize) -> usize {
+    if class < SMALL_CLASSES {
+        KEEP
+    } else {
+        KEEP_LARGE_BYTES / class_size(class)
     }
 }
 
 #[inline]
 fn class_layout(class: usize) -> Layout {
-    match Layout::from_size_align((class + 1) * CLASS_SIZE, CLASS_SIZE) {
+    match Layout::from_size_align(class_size(class), SMALL_STEP) {
         Ok(l) => l,
         Err(_) => unreachable!("class layouts are valid"),
     }
@@ -134,7 +169,7 @@ pub(crate) unsafe fn free_blocks(class: usize, blocks: impl ExactSizeIterator<It
         // SAFETY: as in `boxed`: no code that could reach the pool runs while it is borrowed
         // (INV-RECYCLE); the iterator only converts pointers.
         let list = &mut unsafe { &mut *pool.get() }.free[class];
-        let room = KEEP.saturating_sub(list.len());
+        let room = keep(class).saturating_sub(list.len());
         list.extend(blocks.by_ref().take(room));
     });
     for block in blocks {
@@ -196,7 +231,7 @@ pub(crate) unsafe fn drop_boxed<T>(ptr: *mut T) {
             // SAFETY: as in `boxed`; `drop_in_place` above ran before we borrowed the pool, so
             // a destructor that writes TVars cannot reach it re-entrantly (INV-RECYCLE).
             let list = &mut unsafe { &mut *pool.get() }.free[class];
-            if list.len() < KEEP {
+            if list.len() < keep(class) {
                 // SAFETY: `ptr` is non-null (it came from `boxed`).
                 list.push(unsafe { NonNull::new_unchecked(block) });
                 true
@@ -222,8 +257,19 @@ mod tests {
         assert_eq!(class_of(Layout::new::<[u64; 2]>()), Some(0));
         assert_eq!(class_of(Layout::new::<[u64; 3]>()), Some(1));
         assert_eq!(class_of(Layout::new::<[u64; 8]>()), Some(3));
-        assert_eq!(class_of(Layout::new::<[u64; 9]>()), None);
+        assert_eq!(class_of(Layout::new::<[u64; 9]>()), Some(4));
+        assert_eq!(class_of(Layout::new::<[u64; 16]>()), Some(4));
+        assert_eq!(class_of(Layout::new::<[u64; 17]>()), Some(5));
+        assert_eq!(class_of(Layout::new::<[u8; 1024]>()), Some(CLASSES - 1));
+        assert_eq!(class_of(Layout::new::<[u8; 1025]>()), None);
         assert_eq!(class_of(Layout::new::<()>()), None);
+        assert_eq!(class_of(Layout::new::<u128>()), Some(0));
+        for class in 0..CLASSES {
+            let size = class_size(class);
+            assert_eq!(class_of(Layout::from_size_align(size, 8).unwrap()), Some(class));
+            assert!(keep(class) >= 256, "class {class} keeps {}", keep(class));
+        }
+        assert_eq!(class_size(CLASSES - 1), LARGEST);
     }
 
     #[test]
@@ -240,7 +286,7 @@ mod tests {
         assert_eq!(unsafe { (*q).1 }, 8);
         // SAFETY: as above.
         unsafe { drop_boxed(q) };
-        let big = boxed([1_u64; 32]);
+        let big = boxed([1_u64; 200]);
         // SAFETY: as above.
         unsafe { drop_boxed(big) };
     }
@@ -250,7 +296,8 @@ mod tests {
         use std::rc::Rc;
         assert!(matches!(Disposal::of::<u64>(), Disposal::Block(0)));
         assert!(matches!(Disposal::of::<[u64; 8]>(), Disposal::Block(3)));
-        assert!(matches!(Disposal::of::<[u64; 9]>(), Disposal::Drop(_)));
+        assert!(matches!(Disposal::of::<[u64; 9]>(), Disposal::Block(4)));
+        assert!(matches!(Disposal::of::<[u64; 129]>(), Disposal::Drop(_)));
         assert!(matches!(Disposal::of::<Rc<()>>(), Disposal::Drop(_)));
         let counter = Rc::new(());
         let p = boxed(Rc::clone(&counter));
