@@ -53,7 +53,7 @@
 //! which a TVar keeps inline in its value word: writing one allocates nothing, and reading it
 //! copies it (see [`TVar`]'s size notes). Boxes of up to 1 KiB are recycled per thread: a
 //! thread keeps up to 16384 free blocks per small size class (16, 32, 48 and 64 bytes) and
-//! 256 KiB of blocks per larger one (64-byte steps up to 1 KiB), and the values its commits
+//! 1 MiB of blocks per larger one (64-byte steps up to 1 KiB), and the values its commits
 //! replace are freed by that thread after a grace period, so in steady state a write costs no
 //! call to the allocator. A transaction pins the epoch collector for its duration, so a very
 //! long transaction delays the reclamation of old values everywhere. A thread that stops

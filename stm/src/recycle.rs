@@ -30,9 +30,10 @@ const CLASSES: usize = SMALL_CLASSES + (LARGEST - SMALL_STEP * SMALL_CLASSES) / 
 /// worth at a time (see `reclaim::Garbage`), often thousands at once: the list must hold
 /// such a burst, or the excess goes back to the allocator only to be allocated again.
 const KEEP: usize = 16384;
-/// Bytes kept per large class (so between 256 and 2048 blocks): a thread holds at most a few
-/// MiB of free blocks in all.
-const KEEP_LARGE_BYTES: usize = 256 * 1024;
+/// Bytes kept per large class (between 1024 and 8192 blocks): enough for a grace period's
+/// burst of `TMap` buckets (about a thousand, measured), and at most 1 MiB per class a
+/// thread's writes actually use.
+const KEEP_LARGE_BYTES: usize = 1024 * 1024;
 
 #[inline]
 const fn class_of(layout: Layout) -> Option<usize> {
