@@ -497,8 +497,15 @@ fn no_use_after_free_of_64_byte_values() {
 }
 
 #[test]
-fn no_use_after_free_of_large_values() {
+fn no_use_after_free_of_256_byte_values() {
+    // A large recycling class (64-byte steps up to 1 KiB).
     no_use_after_free::<32>();
+}
+
+#[test]
+fn no_use_after_free_of_values_too_big_to_recycle() {
+    // 1600 bytes: boxed and freed by the global allocator.
+    no_use_after_free::<200>();
 }
 
 #[test]
