@@ -174,15 +174,16 @@ where
 }
 
 /// The first attempt of a transaction, inlined into the caller: most transactions commit
-/// here. Anything else (a conflict, a retry, an abort, a panic) goes to `run_attempts`.
+/// here, and their value is returned as is (`Ok`). Anything else (a conflict, a retry, an
+/// abort, a panic) goes to `run_attempts`, whose step is returned (`Err`).
 #[inline]
-fn fast_path<R, C, F>(ctx: &TxInner, f: &mut F, waiting: Waiting<'_>) -> Step<R, C>
+fn fast_path<R, C, F>(ctx: &TxInner, f: &mut F, waiting: Waiting<'_>) -> Result<R, Step<R, C>>
 where
     C: Control,
     F: FnMut(&mut Transaction<'_>) -> Result<R, C>,
 {
     if contention::policy().serial_after == 0 {
-        return run_attempts(ctx, f, waiting, None, 0);
+        return Err(run_attempts(ctx, f, waiting, None, 0));
     }
     let outcome = attempt(ctx, f, false, 0);
     if let Ok(Ok(_)) = &outcome {
@@ -191,11 +192,11 @@ where
                 ctx.counters.commit(read_only);
                 run_hooks(ctx);
                 let Ok(Ok(value)) = outcome else { unreachable!("matched above") };
-                return Step::Done(Ok(value));
+                return Ok(value);
             }
         }
     }
-    run_attempts(ctx, f, waiting, Some(outcome), 0)
+    Err(run_attempts(ctx, f, waiting, Some(outcome), 0))
 }
 
 /// The body returned an error: a retry, a conflict, or a user abort.
@@ -404,7 +405,10 @@ where
         if ctx.is_active() {
             return run_nested(ctx, f);
         }
-        let mut step = fast_path(ctx, f, Waiting::PARK);
+        let mut step = match fast_path(ctx, f, Waiting::PARK) {
+            Ok(value) => return Ok(value),
+            Err(step) => step,
+        };
         let mut woken = false;
         loop {
             match step {
@@ -620,7 +624,10 @@ impl<F> Atomically<F> {
         let mut woken = woken;
         let mut step = match self.conflicts {
             // A first poll, or the first after a wakeup: the common case commits inline.
-            0 => fast_path(ctx, &mut self.f, waiting),
+            0 => match fast_path(ctx, &mut self.f, waiting) {
+                Ok(value) => return Poll::Ready(value),
+                Err(step) => step,
+            },
             conflicts => {
                 self.conflicts = 0;
                 self.yielded_on = None;
