@@ -16,8 +16,9 @@
 //! Each has a non-blocking `try_` twin that returns an `Option` (or hands the item back).
 //!
 //! Published values are immutable and shared, so taking an item out of a queue or a
-//! [`TMVar`] clones it (those operations need `T: Clone`); put an `Arc` in when clones are
-//! costly. Reads lend references where they can ([`TMap::read`], [`TQueue::peek`]).
+//! [`TMVar`] clones it (those operations need `T: Clone`), and so does a [`TMap`] write,
+//! which copies its bucket (its keys and values need `Clone`); put an `Arc` in when clones
+//! are costly. Reads lend references where they can ([`TMap::read`], [`TQueue::peek`]).
 //!
 //! | type | what it is |
 //! |------|------------|
