@@ -323,6 +323,37 @@ where
     {
         Ok(self.read(tx, key)?.is_some())
     }
+
+    /// The number of entries.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn len(&self, tx: &Transaction<'_>) -> Stm<usize> {
+        let n = self.len.get(tx)?;
+        Ok(usize::try_from(n).expect("the stripes of a map's length sum to its entry count"))
+    }
+
+    /// Whether the map is empty.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn is_empty(&self, tx: &Transaction<'_>) -> Stm<bool> {
+        Ok(self.len(tx)? == 0)
+    }
+
+    /// Removes every entry.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, to propagate with `?`.
+    pub fn clear(&self, tx: &mut Transaction<'_>) -> Stm<()> {
+        for var in self.root.iter() {
+            tx.write(var, Slot::Bucket(SmallVec::new()))?;
+        }
+        self.len.set(tx, 0)
+    }
 }
 
 impl<K, V, S> TMap<K, V, S>
@@ -429,44 +460,6 @@ where
             self.len.add(tx, delta)?;
         }
         Ok(())
-    }
-}
-
-impl<K, V, S> TMap<K, V, S>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher,
-{
-    /// The number of entries.
-    ///
-    /// # Errors
-    ///
-    /// A conflict, to propagate with `?`.
-    pub fn len(&self, tx: &Transaction<'_>) -> Stm<usize> {
-        let n = self.len.get(tx)?;
-        Ok(usize::try_from(n).expect("the stripes of a map's length sum to its entry count"))
-    }
-
-    /// Whether the map is empty.
-    ///
-    /// # Errors
-    ///
-    /// A conflict, to propagate with `?`.
-    pub fn is_empty(&self, tx: &Transaction<'_>) -> Stm<bool> {
-        Ok(self.len(tx)? == 0)
-    }
-
-    /// Removes every entry.
-    ///
-    /// # Errors
-    ///
-    /// A conflict, to propagate with `?`.
-    pub fn clear(&self, tx: &mut Transaction<'_>) -> Stm<()> {
-        for var in self.root.iter() {
-            tx.write(var, Slot::Bucket(SmallVec::new()))?;
-        }
-        self.len.set(tx, 0)
     }
 }
 

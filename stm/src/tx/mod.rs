@@ -364,7 +364,8 @@ impl TxInner {
     pub(crate) fn after_attempt(&self) {
         // SAFETY: the owning thread, between attempts; the borrow ends at once (INV-LOGS).
         let st = unsafe { self.state() };
-        if !(st.doomed.is_empty() && st.to_wake.is_empty() && !st.garbage.has_safe()) {
+        let pending = !st.doomed.is_empty() || !st.to_wake.is_empty();
+        if pending || st.garbage.has_safe() || st.garbage.needs_flush() {
             self.after_attempt_slow();
         }
         self.busy.set(false);
@@ -386,6 +387,23 @@ impl TxInner {
             unsafe { disposal.dispose(ptr) };
         }
         to_wake.clear();
+        let flush = {
+            // SAFETY: as above; the borrow ends with this block (INV-LOGS).
+            let garbage = &mut unsafe { self.state() }.garbage;
+            let flush = garbage.needs_flush();
+            if flush {
+                garbage.take_flush();
+            }
+            flush
+        };
+        if flush {
+            // Drive the collector once per bag of sealed batches (`Garbage::needs_flush`). It
+            // may run destructors that start transactions: no borrow is held, and `busy`
+            // sends them to a context of their own (INV-LOGS).
+            let guard = self.handle.pin();
+            guard.flush();
+            drop(guard);
+        }
         let ready = {
             // SAFETY: as above (INV-LOGS).
             unsafe { self.state() }.garbage.take_safe()
