@@ -153,7 +153,7 @@ impl Garbage {
     }
 
     /// Whether this thread has sealed a bag's worth of batches since it last drove the
-    /// collector (then `take_flush` and flush a guard, with no borrow of the state held).
+    /// collector (then, with no borrow of the state held, `take_flush` and flush a guard).
     ///
     /// crossbeam-epoch collects on every 128th pin, at most 8 bags each time, and advances
     /// the epoch at most once per collection. A thread whose transactions pin rarely but
@@ -165,9 +165,13 @@ impl Garbage {
         self.unflushed >= FLUSH_EVERY
     }
 
-    /// Resets the count behind `needs_flush`.
-    pub(crate) fn take_flush(&mut self) {
-        self.unflushed = 0;
+    /// Whether a flush is due (`needs_flush`); if so, counts from zero again.
+    pub(crate) fn take_flush(&mut self) -> bool {
+        let due = self.needs_flush();
+        if due {
+            self.unflushed = 0;
+        }
+        due
     }
 
     /// Takes the sealed batches whose grace period is over, to be freed by `free_batches`

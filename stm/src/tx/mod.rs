@@ -387,16 +387,8 @@ impl TxInner {
             unsafe { disposal.dispose(ptr) };
         }
         to_wake.clear();
-        let flush = {
-            // SAFETY: as above; the borrow ends with this block (INV-LOGS).
-            let garbage = &mut unsafe { self.state() }.garbage;
-            let flush = garbage.needs_flush();
-            if flush {
-                garbage.take_flush();
-            }
-            flush
-        };
-        if flush {
+        // SAFETY: as above; the borrow ends with this statement (INV-LOGS).
+        if unsafe { self.state() }.garbage.take_flush() {
             // Drive the collector once per bag of sealed batches (`Garbage::needs_flush`). It
             // may run destructors that start transactions: no borrow is held, and `busy`
             // sends them to a context of their own (INV-LOGS).
