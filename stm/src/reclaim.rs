@@ -85,6 +85,10 @@ const BATCH: usize = 16;
 /// `Garbage::needs_flush`): one bag of crossbeam-epoch's deferred closures.
 const FLUSH_EVERY: u32 = 64;
 
+/// Sealed batches that may wait for their grace period before the owning thread drives the
+/// collector again in the same flush (see `Garbage::backlog`).
+pub(crate) const BACKLOG: usize = 2 * FLUSH_EVERY as usize;
+
 /// The values this thread's commits replaced, waiting for a grace period, and freed **by
 /// this thread**.
 ///
@@ -159,7 +163,8 @@ impl Garbage {
     /// the epoch at most once per collection. A thread whose transactions pin rarely but
     /// replace many boxed values (a bulk load of a `TMap`, 1024 insertions per transaction)
     /// outran it: 1M insertions left 500 MB of replaced buckets waiting. Flushing once per
-    /// bag sealed keeps the backlog to a few bags.
+    /// bag sealed, and again while more than `BACKLOG` batches wait (a transaction may seal
+    /// many bags), keeps the backlog to a few bags.
     #[inline]
     pub(crate) fn needs_flush(&self) -> bool {
         self.unflushed >= FLUSH_EVERY
@@ -172,6 +177,12 @@ impl Garbage {
             self.unflushed = 0;
         }
         due
+    }
+
+    /// How many sealed batches still wait for their grace period.
+    pub(crate) fn backlog(&self) -> usize {
+        let safe = self.safe.load(Ordering::Relaxed);
+        self.limbo.len() - self.limbo.partition_point(|(id, _)| *id <= safe)
     }
 
     /// Takes the sealed batches whose grace period is over, to be freed by `free_batches`
@@ -205,11 +216,11 @@ impl Garbage {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.unflushed += 1;
+        self.unflushed = self.unflushed.saturating_add(1);
         self.limbo.push_back((id, std::mem::take(&mut self.current)));
         let safe = self.safe.clone();
         // The closure only raises a counter (no memory is freed in it). Release pairs with
-        // the Acquire load in `free_safe`; crossbeam runs it once every thread pinned now has
+        // the Acquire load in `take_safe`; crossbeam runs it once every thread pinned now has
         // unpinned (INV-RECLAIM).
         guard.defer(move || {
             safe.fetch_max(id, Ordering::Release);

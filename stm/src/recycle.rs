@@ -153,7 +153,7 @@ unsafe fn drop_erased<T>(ptr: *mut ()) {
     unsafe { drop_boxed(ptr.cast::<T>()) };
 }
 
-/// Gives blocks of `class` back to the free list (or the allocator, past `KEEP`), with one
+/// Gives blocks of `class` back to the free list (or the allocator, past `keep(class)`), with one
 /// borrow of the pool for all of them.
 ///
 /// # Safety
@@ -271,6 +271,19 @@ mod tests {
             assert!(keep(class) >= 256, "class {class} keeps {}", keep(class));
         }
         assert_eq!(class_size(CLASSES - 1), LARGEST);
+        // Every layout gets the smallest class that holds it, or none.
+        for size in 1..=LARGEST + 64 {
+            for align in [1, 2, 4, 8, 16, 32] {
+                let class = class_of(Layout::from_size_align(size, align).unwrap());
+                if size > LARGEST || align > SMALL_STEP {
+                    assert_eq!(class, None, "size {size}, align {align}");
+                    continue;
+                }
+                let class = class.expect("a recycled size");
+                assert!(class_size(class) >= size, "size {size} in class {class}");
+                assert!(class == 0 || class_size(class - 1) < size, "size {size}: smaller fits");
+            }
+        }
     }
 
     #[test]

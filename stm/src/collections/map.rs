@@ -139,7 +139,7 @@ where
 /// if a queue is not full, atomically.
 ///
 /// The map is a hash trie whose nodes are arrays of 32 `TVar` slots; a slot holds a bucket
-/// of up to 32 entries or a child node, and a full bucket splits into a node by rewriting
+/// of about 32 entries at most or a child node, and a full bucket splits into a node by rewriting
 /// only its own slot, so the map grows without ever rehashing (see the
 /// [module docs](crate::collections::map)). Its length is kept in a [`TCounter`], striped
 /// per thread. Values are read in place ([`read`](Self::read) lends `&V`);
@@ -150,7 +150,7 @@ where
 /// Entries are stored in their bucket, not boxed one by one (a lookup then misses the cache
 /// about once). So a write ([`insert`](Self::insert), [`remove`](Self::remove),
 /// [`update`](Self::update)) publishes a new copy of its bucket, cloning the other entries
-/// in it (about 16 in a map filled to its capacity, up to 32): these methods need
+/// in it (8 to 16 in a map filled to its capacity, about 32 at most): these methods need
 /// `K: Clone` and `V: Clone`, and keys and values should be cheap to clone (integers,
 /// `Arc`, `bytes::Bytes`, a `TVar` to update in place). Wrap big or non-`Clone` values in
 /// an `Arc`.
@@ -158,7 +158,7 @@ where
 /// # Conflicts
 ///
 /// Two keys *share a bucket* when their hashes agree on the bits the trie uses at the
-/// bucket's depth (at most 32 keys share one, except for full hash collisions).
+/// bucket's depth (about 32 keys at most share one, except for full hash collisions).
 ///
 /// - Reads ([`read`](Self::read), [`get`](Self::get), [`contains_key`](Self::contains_key))
 ///   never conflict with each other, nor with writes of keys in other buckets.
@@ -220,8 +220,9 @@ where
     /// them (a power of two, at least 32, at most 2^20), so that a lookup in a map filled
     /// that far reads one `TVar` (its root slot) instead of a path down the trie. A map
     /// still grows past its capacity (and works below it). The root's empty buckets are
-    /// allocated at once: 440 bytes per slot for `u64` keys and values (the bucket box has
-    /// room for 16 entries), about 28 bytes per entry of capacity.
+    /// allocated at once: about 480 bytes per slot for `u64` keys and values (a 448-byte
+    /// bucket box with room for 16 entries, the TVar core and its handle), 30 to 60 bytes per
+    /// entry of capacity.
     ///
     /// # Examples
     ///

@@ -389,12 +389,20 @@ impl TxInner {
         to_wake.clear();
         // SAFETY: as above; the borrow ends with this statement (INV-LOGS).
         if unsafe { self.state() }.garbage.take_flush() {
-            // Drive the collector once per bag of sealed batches (`Garbage::needs_flush`). It
-            // may run destructors that start transactions: no borrow is held, and `busy`
-            // sends them to a context of their own (INV-LOGS).
-            let guard = self.handle.pin();
-            guard.flush();
-            drop(guard);
+            // Drive the collector once per bag of sealed batches, and again while many wait
+            // (`Garbage::needs_flush`); each flush advances the epoch at most once, and a
+            // thread pinned elsewhere may hold it back, hence the bound. The collector may run
+            // destructors that start transactions: no borrow is held, and `busy` sends them
+            // to a context of their own (INV-LOGS).
+            for _ in 0..16 {
+                let guard = self.handle.pin();
+                guard.flush();
+                drop(guard);
+                // SAFETY: as above; the borrow ends with this statement (INV-LOGS).
+                if unsafe { self.state() }.garbage.backlog() <= reclaim::BACKLOG {
+                    break;
+                }
+            }
         }
         let ready = {
             // SAFETY: as above (INV-LOGS).
@@ -507,6 +515,8 @@ impl TxInner {
             // borrow ends with this block, before the collector runs (INV-LOGS).
             let st = unsafe { self.state() };
             st.garbage.seal_pending(&guard);
+            // This flush is the one `needs_flush` would ask for.
+            st.garbage.take_flush();
         }
         guard.flush();
         drop(guard);
@@ -583,6 +593,9 @@ impl TxInner {
     /// the collector run, so that its retired values are not held for as long as it waits.
     pub(crate) fn flush_before_sleep(&self) {
         self.busy.set(true);
+        // SAFETY: the owning thread, between attempts; the borrow ends with this statement
+        // (INV-LOGS). The flush below is the one `needs_flush` would ask for.
+        unsafe { self.state() }.garbage.take_flush();
         let guard = self.handle.pin();
         guard.flush();
         drop(guard);
