@@ -395,7 +395,7 @@ where
             let Some(i) = find(found.bucket, hash, key) else {
                 return Ok(false);
             };
-            (found.var.clone(), without(found.bucket, i))
+            (found.var.clone(), with_entry_at(found.bucket, i, None))
         };
         tx.write(&var, Slot::Bucket(bucket))?;
         self.len.add(tx, -1)?;
@@ -435,17 +435,10 @@ where
             let new = f(pos.map(|i| &found.bucket[i].1.value));
             let (slot, delta) = match (pos, new) {
                 (None, None) => return Ok(()),
-                (Some(i), None) => (Slot::Bucket(without(found.bucket, i)), -1),
+                (Some(i), None) => (Slot::Bucket(with_entry_at(found.bucket, i, None)), -1),
                 (Some(i), Some(value)) => {
-                    let mut entry = Some((hash, Entry { key, value }));
-                    let bucket = found.bucket.iter().enumerate().map(|(j, e)| {
-                        if j == i {
-                            entry.take().expect("one entry is at `i`")
-                        } else {
-                            e.clone()
-                        }
-                    });
-                    (Slot::Bucket(bucket.collect()), 0)
+                    let entry = Some((hash, Entry { key, value }));
+                    (Slot::Bucket(with_entry_at(found.bucket, i, entry)), 0)
                 }
                 (None, Some(value)) => {
                     let mut bucket = Bucket::with_capacity(found.bucket.len() + 1);
@@ -489,11 +482,15 @@ where
     }
 }
 
-/// A copy of `bucket` without its entry at `i` (the others are cloned, the removed one is
-/// not).
-fn without<K: Clone, V: Clone>(bucket: &Bucket<K, V>, i: usize) -> Bucket<K, V> {
-    let kept = bucket.iter().enumerate().filter(|&(j, _)| j != i);
-    kept.map(|(_, e)| e.clone()).collect()
+/// A copy of `bucket` whose entry at `i` is `new`, or is gone if `new` is `None`. The other
+/// entries are cloned; the old one at `i` is not.
+fn with_entry_at<K: Clone, V: Clone>(
+    bucket: &Bucket<K, V>,
+    i: usize,
+    mut new: Option<(u64, Entry<K, V>)>,
+) -> Bucket<K, V> {
+    let entries = bucket.iter().enumerate();
+    entries.filter_map(|(j, e)| if j == i { new.take() } else { Some(e.clone()) }).collect()
 }
 
 /// The new slot for `bucket` (holding a new entry) at `depth`: still a bucket if it is
