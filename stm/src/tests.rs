@@ -66,6 +66,20 @@ fn every_value_is_dropped_exactly_once() {
 }
 
 #[test]
+fn a_slice_of_tvars_holds_and_drops_its_values() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    {
+        let vars = TVar::new_slice(5, |i| counted(i as u64, &drops));
+        atomically(|tx| tx.write(&vars[2], counted(20, &drops)));
+        let values: Vec<u64> = vars.iter().map(|v| v.with_atomic(|c| c.value)).collect();
+        assert_eq!(values, [0, 1, 20, 3, 4]);
+        let ints = TVar::new_slice(3, |i| i * 7);
+        assert_eq!(atomically(|tx| tx.get(&ints[2])), 14, "inline values too");
+    }
+    collect_until(|| drops.load(Ordering::SeqCst) == 6);
+}
+
+#[test]
 fn read_your_writes_and_overwrites() {
     let v = TVar::new(String::from("a"));
     let out = atomically(|tx| {

@@ -11,11 +11,12 @@
 //! never rehashed. Nodes are never merged back, so a slot once split stays split (removals
 //! leave empty buckets behind until `clear`), which keeps the upper levels unwritten.
 //!
-//! Entries live in their bucket, inline in the slot's value box: a lookup follows the
-//! root's handle, the slot's TVar core and the box, and nothing else. Buckets are fat (16
-//! entries before they spill, 32 before they split) and a sized root aims for about 16 keys
-//! per slot, so the slots' handles and cores are few enough to stay in cache: a lookup in a
-//! big map then misses the cache about once, on the box (at 100k keys, an earlier layout with
+//! Entries live in their bucket, inline in the slot's value box, behind a one-byte tag each
+//! (see `bucket`): a lookup follows the root's handle, the slot's TVar core and the box's
+//! first cache line (the tags), then reads the line of the one entry whose tag matches.
+//! Buckets are fat (16 entries in place, more spill to a `Vec`, 32 before they split) and
+//! a sized root aims for about 16 keys per slot, so the slots' handles and cores, and the
+//! boxes' first lines, are few enough to stay in cache (at 100k keys, an earlier layout with
 //! 2 keys per slot and `Arc`ed entries missed three or four times and was 2-4x slower, see
 //! `benches/README.md`). The price is that a write copies its bucket (cloning the entries it
 //! keeps), so keys and values must be `Clone`, and should be cheap to clone.
@@ -26,8 +27,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
 
-use smallvec::SmallVec;
-
+use self::bucket::{tag, Bucket, Entry, Tagged};
 use super::TCounter;
 use crate::{Stm, TVar, Transaction};
 
@@ -44,24 +44,17 @@ const KEYS_PER_ROOT_SLOT: usize = 16;
 /// A bucket holding this many entries becomes a node on its next insertion.
 const SPLIT: usize = 32;
 
-#[derive(Clone)]
-struct Entry<K, V> {
-    key: K,
-    value: V,
-}
-
-/// A bucket: entries with their hashes beside them, so that a lookup compares keys only
-/// where the hashes match. Up to `INLINE` of them live in the slot's value itself (no
-/// buffer to chase: a cache miss saved).
-type Bucket<K, V> = SmallVec<[(u64, Entry<K, V>); INLINE]>;
-
-/// Entries a bucket holds without a buffer of its own.
-const INLINE: usize = 16;
+mod bucket;
 
 /// A trie node: `WIDTH` slots.
 type Node<K, V> = [TVar<Slot<K, V>>];
 
 /// What a slot holds. Published values are immutable: every change writes a new `Slot`.
+///
+/// `repr(u8)`: the discriminant comes first, then the bucket (tags first), so a lookup
+/// reads the box's first cache line before the entry's. (By default the discriminant would
+/// sit in a niche of the bucket's spill `Vec`, at the box's end.)
+#[repr(u8)]
 enum Slot<K, V>
 where
     K: Send + Sync + 'static,
@@ -76,7 +69,7 @@ where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    (0..width).map(|_| TVar::new(Slot::Bucket(SmallVec::new()))).collect()
+    TVar::new_slice(width, |_| Slot::Bucket(Bucket::new()))
 }
 
 /// How a map's hash bits are cut: the root takes the lowest `root_bits`, every level below
@@ -112,13 +105,13 @@ impl Shape {
     }
 }
 
-/// The position of `key` in `bucket`.
+/// The position of `key`, whose hash is `hash`, in `bucket`.
 fn find<K: Borrow<Q>, V, Q: Eq + ?Sized>(
     bucket: &Bucket<K, V>,
     hash: u64,
     key: &Q,
 ) -> Option<usize> {
-    bucket.iter().position(|(h, e)| *h == hash && e.key.borrow() == key)
+    bucket.find(tag(hash), |k| k.borrow() == key)
 }
 
 /// The slot a key's bucket lives in, as read by this transaction.
@@ -220,8 +213,8 @@ where
     /// them (a power of two, at least 32, at most 2^20), so that a lookup in a map filled
     /// that far reads one `TVar` (its root slot) instead of a path down the trie. A map
     /// still grows past its capacity (and works below it). The root's empty buckets are
-    /// allocated at once: about 480 bytes per slot for `u64` keys and values (a 448-byte
-    /// bucket box with room for 16 entries, the TVar core and its handle), 30 to 60 bytes per
+    /// allocated at once: about 360 bytes per slot for `u64` keys and values (a 320-byte
+    /// bucket box with room for 16 entries, the TVar core and its handle), 22 to 45 bytes per
     /// entry of capacity.
     ///
     /// # Examples
@@ -295,7 +288,7 @@ where
     {
         let hash = self.hasher.hash_one(key);
         let found = self.locate(tx, hash)?;
-        Ok(find(found.bucket, hash, key).map(|i| &found.bucket[i].1.value))
+        Ok(find(found.bucket, hash, key).map(|i| &found.bucket.get(i).value))
     }
 
     /// A clone of the value of `key`, or `None` if absent.
@@ -351,7 +344,7 @@ where
     /// A conflict, to propagate with `?`.
     pub fn clear(&self, tx: &mut Transaction<'_>) -> Stm<()> {
         for var in self.root.iter() {
-            tx.write(var, Slot::Bucket(SmallVec::new()))?;
+            tx.write(var, Slot::Bucket(Bucket::new()))?;
         }
         self.len.set(tx, 0)
     }
@@ -395,7 +388,7 @@ where
             let Some(i) = find(found.bucket, hash, key) else {
                 return Ok(false);
             };
-            (found.var.clone(), with_entry_at(found.bucket, i, None))
+            (found.var.clone(), found.bucket.without(i))
         };
         tx.write(&var, Slot::Bucket(bucket))?;
         self.len.add(tx, -1)?;
@@ -432,19 +425,16 @@ where
         let (var, slot, delta) = {
             let found = self.locate(tx, hash)?;
             let pos = find(found.bucket, hash, &key);
-            let new = f(pos.map(|i| &found.bucket[i].1.value));
+            let new = f(pos.map(|i| &found.bucket.get(i).value));
             let (slot, delta) = match (pos, new) {
                 (None, None) => return Ok(()),
-                (Some(i), None) => (Slot::Bucket(with_entry_at(found.bucket, i, None)), -1),
+                (Some(i), None) => (Slot::Bucket(found.bucket.without(i)), -1),
                 (Some(i), Some(value)) => {
-                    let entry = Some((hash, Entry { key, value }));
-                    (Slot::Bucket(with_entry_at(found.bucket, i, entry)), 0)
+                    (Slot::Bucket(found.bucket.with_replaced(i, Entry { key, value })), 0)
                 }
                 (None, Some(value)) => {
-                    let mut bucket = Bucket::with_capacity(found.bucket.len() + 1);
-                    bucket.extend(found.bucket.iter().cloned());
-                    bucket.push((hash, Entry { key, value }));
-                    (grow(bucket, found.depth, self.shape), 1)
+                    let bucket = found.bucket.with_added(tag(hash), Entry { key, value });
+                    (self.grow(bucket, found.depth), 1)
                 }
             };
             (found.var.clone(), slot, delta)
@@ -454,6 +444,30 @@ where
             self.len.add(tx, delta)?;
         }
         Ok(())
+    }
+}
+
+impl<K, V, S> TMap<K, V, S>
+where
+    K: Hash + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The new slot for `bucket` (holding a new entry) at `depth`: still a bucket if it is
+    /// small enough (or cannot split further), else a node holding its entries one level
+    /// down (their hashes computed again: buckets keep only a byte of each).
+    fn grow(&self, bucket: Bucket<K, V>, depth: u32) -> Slot<K, V> {
+        if bucket.len() <= SPLIT || depth == self.shape.max_depth() {
+            return Slot::Bucket(bucket);
+        }
+        let mut children: [Bucket<K, V>; WIDTH] = std::array::from_fn(|_| Bucket::new());
+        for entry in bucket.into_entries() {
+            let hash = self.hasher.hash_one(&entry.key);
+            children[self.shape.index(hash, depth + 1)].push(tag(hash), entry);
+        }
+        Slot::Node(TVar::new_slice(WIDTH, |i| {
+            Slot::Bucket(std::mem::replace(&mut children[i], Bucket::new()))
+        }))
     }
 }
 
@@ -478,36 +492,8 @@ where
     /// assert_eq!(sum, 285);
     /// ```
     pub fn iter<'a>(&'a self, tx: &'a Transaction<'_>) -> Iter<'a, K, V> {
-        Iter { tx, stack: vec![(&self.root[..], 0)], bucket: &[] }
+        Iter { tx, stack: vec![(&self.root[..], 0)], inline: &[], spill: &[] }
     }
-}
-
-/// A copy of `bucket` whose entry at `i` is `new`, or is gone if `new` is `None`. The other
-/// entries are cloned; the old one at `i` is not.
-fn with_entry_at<K: Clone, V: Clone>(
-    bucket: &Bucket<K, V>,
-    i: usize,
-    mut new: Option<(u64, Entry<K, V>)>,
-) -> Bucket<K, V> {
-    let entries = bucket.iter().enumerate();
-    entries.filter_map(|(j, e)| if j == i { new.take() } else { Some(e.clone()) }).collect()
-}
-
-/// The new slot for `bucket` (holding a new entry) at `depth`: still a bucket if it is
-/// small enough (or cannot split further), else a node holding its entries one level down.
-fn grow<K, V>(bucket: Bucket<K, V>, depth: u32, shape: Shape) -> Slot<K, V>
-where
-    K: Send + Sync + 'static,
-    V: Send + Sync + 'static,
-{
-    if bucket.len() <= SPLIT || depth == shape.max_depth() {
-        return Slot::Bucket(bucket);
-    }
-    let mut children: [Bucket<K, V>; WIDTH] = std::array::from_fn(|_| SmallVec::new());
-    for (hash, entry) in bucket {
-        children[shape.index(hash, depth + 1)].push((hash, entry));
-    }
-    Slot::Node(children.into_iter().map(|b| TVar::new(Slot::Bucket(b))).collect())
 }
 
 impl<K, V, S> fmt::Debug for TMap<K, V, S>
@@ -530,8 +516,9 @@ where
     tx: &'a Transaction<'a>,
     /// The nodes being walked, with the next slot to visit in each.
     stack: Vec<(&'a Node<K, V>, usize)>,
-    /// What is left of the current bucket.
-    bucket: &'a [(u64, Entry<K, V>)],
+    /// What is left of the current bucket: entries in place, then spilled ones.
+    inline: &'a [Entry<K, V>],
+    spill: &'a [Tagged<K, V>],
 }
 
 impl<'a, K, V> Iterator for Iter<'a, K, V>
@@ -543,8 +530,12 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(((_, entry), rest)) = self.bucket.split_first() {
-                self.bucket = rest;
+            if let Some((entry, rest)) = self.inline.split_first() {
+                self.inline = rest;
+                return Some(Ok((&entry.key, &entry.value)));
+            }
+            if let Some(((_, entry), rest)) = self.spill.split_first() {
+                self.spill = rest;
                 return Some(Ok((&entry.key, &entry.value)));
             }
             let (node, next) = self.stack.last_mut()?;
@@ -554,7 +545,7 @@ where
             };
             *next += 1;
             match self.tx.read(var) {
-                Ok(Slot::Bucket(bucket)) => self.bucket = bucket,
+                Ok(Slot::Bucket(bucket)) => (self.inline, self.spill) = bucket.parts(),
                 Ok(Slot::Node(children)) => self.stack.push((children, 0)),
                 Err(e) => {
                     self.stack.clear();

@@ -1,0 +1,221 @@
+//! A `TMap` bucket: the entries of the keys that share a trie slot, kept in the slot's value
+//! box itself, with a one-byte tag per entry in front of them.
+//!
+//! A lookup scans the tags (the box's first cache line, with the length) and compares keys
+//! only where the tag matches, so it reads that line and the line of the entry it finds,
+//! whatever its position (scanning 24-byte `(hash, entry)` pairs, as the bucket did before,
+//! read two to four lines of a box that does not stay in cache in a big map).
+
+use arrayvec::ArrayVec;
+
+/// Entries a bucket holds in place; more spill to a `Vec`.
+pub(super) const INLINE: usize = 16;
+
+#[derive(Clone)]
+pub(super) struct Entry<K, V> {
+    pub(super) key: K,
+    pub(super) value: V,
+}
+
+/// A key's tag: the top byte of its hash (the trie indexes buckets by the low bits, so the
+/// keys of one bucket differ in these).
+#[inline]
+pub(super) fn tag(hash: u64) -> u8 {
+    (hash >> 56) as u8
+}
+
+/// Bit 7 of each byte of `word` that is zero is set (and of some bytes just above a zero
+/// byte, a false positive): the classic test for a zero byte, eight at a time.
+#[inline]
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(0x0101_0101_0101_0101) & !word & 0x8080_8080_8080_8080
+}
+
+/// Entries `0..INLINE` live in `inline`, their tags in `tags`; entries past them in `spill`,
+/// each with its tag. `spill` is empty unless `inline` is full, so a lookup in a bucket that
+/// did not spill never reads `spill` (at the end of the box, a cache line away).
+///
+/// `repr(C)`: the tags, then the inline length, then the entries, in that order.
+#[repr(C)]
+pub(super) struct Bucket<K, V> {
+    tags: [u8; INLINE],
+    inline: ArrayVec<Entry<K, V>, INLINE>,
+    spill: Vec<Tagged<K, V>>,
+}
+
+/// A spilled entry with its tag.
+pub(super) type Tagged<K, V> = (u8, Entry<K, V>);
+
+/// A bucket's entries in place and its spilled ones.
+pub(super) type Parts<'a, K, V> = (&'a [Entry<K, V>], &'a [Tagged<K, V>]);
+
+impl<K, V> Bucket<K, V> {
+    pub(super) fn new() -> Self {
+        Bucket { tags: [0; INLINE], inline: ArrayVec::new(), spill: Vec::new() }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.inline.len() + self.spill.len()
+    }
+
+    /// Entry `i`, for `i < len()`.
+    #[inline]
+    pub(super) fn get(&self, i: usize) -> &Entry<K, V> {
+        match i.checked_sub(INLINE) {
+            None => &self.inline[i],
+            Some(j) => &self.spill[j].1,
+        }
+    }
+
+    /// The position of the entry whose key has `tag` and satisfies `is_key`.
+    #[inline]
+    pub(super) fn find(&self, tag: u8, mut is_key: impl FnMut(&K) -> bool) -> Option<usize> {
+        let n = self.inline.len();
+        // The tags equal to `tag`, eight at a time: a set bit 7 of byte `i` marks tag `i`
+        // (or, rarely, a false match, which the key comparison weeds out).
+        let splat = u64::from(tag) * 0x0101_0101_0101_0101;
+        for (half, word) in self.tags.chunks_exact(8).enumerate() {
+            let word = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
+            let mut matches = zero_bytes(word ^ splat);
+            while matches != 0 {
+                let i = half * 8 + matches.trailing_zeros() as usize / 8;
+                if i >= n {
+                    return None;
+                }
+                if is_key(&self.inline[i].key) {
+                    return Some(i);
+                }
+                matches &= matches - 1;
+            }
+        }
+        if n < INLINE {
+            return None;
+        }
+        let spilled = self.spill.iter().position(|(t, e)| *t == tag && is_key(&e.key));
+        spilled.map(|j| INLINE + j)
+    }
+
+    /// The entries in place and the spilled ones (each with its tag).
+    pub(super) fn parts(&self) -> Parts<'_, K, V> {
+        (&self.inline, &self.spill)
+    }
+
+    /// Adds an entry at the end.
+    pub(super) fn push(&mut self, tag: u8, entry: Entry<K, V>) {
+        let n = self.inline.len();
+        if n < INLINE {
+            self.tags[n] = tag;
+            self.inline.push(entry);
+        } else {
+            self.spill.push((tag, entry));
+        }
+    }
+
+    /// The entries, moved out.
+    pub(super) fn into_entries(self) -> impl Iterator<Item = Entry<K, V>> {
+        self.inline.into_iter().chain(self.spill.into_iter().map(|(_, e)| e))
+    }
+}
+
+/// The copies a write publishes: the other entries are cloned.
+impl<K: Clone, V: Clone> Bucket<K, V> {
+    /// A copy whose entry `i` is `entry` (with the same key, so the same tag).
+    pub(super) fn with_replaced(&self, i: usize, entry: Entry<K, V>) -> Self {
+        let mut entry = Some(entry);
+        let mut pick = |j: usize, e: &Entry<K, V>| match entry.take_if(|_| j == i) {
+            Some(new) => new,
+            None => e.clone(),
+        };
+        let inline = self.inline.iter().enumerate().map(|(j, e)| pick(j, e)).collect();
+        let spill = self.spill.iter().enumerate();
+        let spill = spill.map(|(j, (t, e))| (*t, pick(INLINE + j, e))).collect();
+        Bucket { tags: self.tags, inline, spill }
+    }
+
+    /// A copy without entry `i`: the entries after it move up one place (the first spilled
+    /// one, if any, into the last place in line).
+    pub(super) fn without(&self, i: usize) -> Self {
+        let n = self.inline.len();
+        let tags = self.tags[..n].iter().copied().chain(self.spill.iter().map(|(t, _)| *t));
+        let entries = self.inline.iter().chain(self.spill.iter().map(|(_, e)| e));
+        let mut kept = tags.zip(entries).enumerate().filter(|&(j, _)| j != i);
+        let mut bucket = Bucket::new();
+        for (j, (t, e)) in kept.by_ref().take(INLINE) {
+            bucket.tags[j - usize::from(j > i)] = t;
+            bucket.inline.push(e.clone());
+        }
+        bucket.spill = kept.map(|(_, (t, e))| (t, e.clone())).collect();
+        bucket
+    }
+
+    /// A copy with `entry`, tagged `tag`, added at the end.
+    pub(super) fn with_added(&self, tag: u8, entry: Entry<K, V>) -> Self {
+        let mut bucket =
+            Bucket { tags: self.tags, inline: self.inline.clone(), spill: self.spill.clone() };
+        bucket.push(tag, entry);
+        bucket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bucket's entries in order, with their tags.
+    fn contents(b: &Bucket<u32, u32>) -> Vec<(u8, u32, u32)> {
+        let (inline, spill) = b.parts();
+        let tags = b.tags[..inline.len()].iter().chain(spill.iter().map(|(t, _)| t));
+        let entries = inline.iter().chain(spill.iter().map(|(_, e)| e));
+        let all = tags.zip(entries).map(|(&t, e)| (t, e.key, e.value));
+        let all: Vec<_> = all.collect();
+        assert!(all
+            .iter()
+            .enumerate()
+            .all(|(i, &(_, k, v))| (b.get(i).key, b.get(i).value) == (k, v)));
+        all
+    }
+
+    fn entry(k: u32) -> Entry<u32, u32> {
+        Entry { key: k, value: k * 10 }
+    }
+
+    /// Random adds, replacements and removals, spilling past `INLINE` and back, against a
+    /// `Vec` that does the same; every key is then found (and its tag, 3 values for many
+    /// keys, makes most tag matches false).
+    #[test]
+    fn matches_a_vec_across_the_spill() {
+        quickcheck::QuickCheck::new().tests(if cfg!(miri) { 3 } else { 300 }).quickcheck(
+            (|ops: Vec<(u8, u8)>| {
+                let (mut b, mut model) = (Bucket::new(), Vec::new());
+                for (op, k) in ops {
+                    let k = u32::from(k % 48);
+                    let t = (k % 3) as u8;
+                    let pos = model.iter().position(|&(_, key, _)| key == k);
+                    assert_eq!(b.find(t, |&key| key == k), pos);
+                    match (op % 3, pos) {
+                        (0, None) => {
+                            b = b.with_added(t, entry(k));
+                            model.push((t, k, k * 10));
+                        }
+                        (1, Some(i)) => {
+                            b = b.with_replaced(i, Entry { key: k, value: u32::from(op) });
+                            model[i].2 = u32::from(op);
+                        }
+                        (2, Some(i)) => {
+                            b = b.without(i);
+                            model.remove(i);
+                        }
+                        _ => {}
+                    }
+                    assert_eq!(contents(&b), model);
+                    assert!(b.spill.is_empty() || b.inline.is_full(), "spilled with room in place");
+                }
+                for (i, &(t, k, _)) in model.iter().enumerate() {
+                    assert_eq!(b.find(t, |&key| key == k), Some(i));
+                }
+                let moved: Vec<u32> = b.into_entries().map(|e| e.key).collect();
+                assert_eq!(moved, model.iter().map(|e| e.1).collect::<Vec<_>>());
+            }) as fn(Vec<(u8, u8)>),
+        );
+    }
+}
