@@ -383,14 +383,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let (var, bucket) = {
-            let found = self.locate(tx, hash)?;
-            let Some(i) = find(found.bucket, hash, key) else {
-                return Ok(false);
-            };
-            (found.var.clone(), found.bucket.without(i))
+        let found = self.locate(tx, hash)?;
+        let Some(i) = find(found.bucket, hash, key) else {
+            return Ok(false);
         };
-        tx.write(&var, Slot::Bucket(bucket))?;
+        let slot = Slot::Bucket(found.bucket.without(i));
+        let var = found.var.clone();
+        tx.write(&var, slot)?;
         self.len.add(tx, -1)?;
         Ok(true)
     }
@@ -422,23 +421,27 @@ where
         f: impl FnOnce(Option<&V>) -> Option<V>,
     ) -> Stm<()> {
         let hash = self.hasher.hash_one(&key);
-        let (var, slot, delta) = {
-            let found = self.locate(tx, hash)?;
-            let pos = find(found.bucket, hash, &key);
-            let new = f(pos.map(|i| &found.bucket.get(i).value));
-            let (slot, delta) = match (pos, new) {
-                (None, None) => return Ok(()),
-                (Some(i), None) => (Slot::Bucket(found.bucket.without(i)), -1),
-                (Some(i), Some(value)) => {
-                    (Slot::Bucket(found.bucket.with_replaced(i, Entry { key, value })), 0)
-                }
-                (None, Some(value)) => {
-                    let bucket = found.bucket.with_added(tag(hash), Entry { key, value });
-                    (self.grow(bucket, found.depth), 1)
-                }
-            };
-            (found.var.clone(), slot, delta)
+        let found = self.locate(tx, hash)?;
+        let pos = find(found.bucket, hash, &key);
+        let new = f(pos.map(|i| &found.bucket.get(i).value));
+        let delta = match (pos, &new) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => -1,
+            (Some(_), Some(_)) => 0,
+            (None, Some(_)) => 1,
         };
+        // Built in place, not moved through a tuple: a bucket is some 300 bytes.
+        let slot = match (pos, new) {
+            (Some(i), None) => Slot::Bucket(found.bucket.without(i)),
+            (Some(i), Some(value)) => {
+                Slot::Bucket(found.bucket.with_replaced(i, Entry { key, value }))
+            }
+            (None, Some(value)) => {
+                self.grow(found.bucket.with_added(tag(hash), Entry { key, value }), found.depth)
+            }
+            (None, None) => unreachable!("returned above"),
+        };
+        let var = found.var.clone();
         tx.write(&var, slot)?;
         if delta != 0 {
             self.len.add(tx, delta)?;
