@@ -261,7 +261,7 @@ where
     }
 
     /// Walks from the root to the slot that holds `hash`'s bucket.
-    #[inline]
+    #[inline(always)]
     fn locate<'a>(&'a self, tx: &'a Transaction<'_>, hash: u64) -> Stm<Found<'a, K, V>> {
         let mut depth = 0;
         let mut var = &self.root[self.shape.index(hash, 0)];
@@ -281,6 +281,7 @@ where
     /// # Errors
     ///
     /// A conflict, to propagate with `?`.
+    #[inline]
     pub fn read<'a, Q>(&'a self, tx: &'a Transaction<'_>, key: &Q) -> Stm<Option<&'a V>>
     where
         K: Borrow<Q>,
