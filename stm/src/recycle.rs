@@ -7,7 +7,7 @@
 //! ~340 instructions per write). Instead, boxes of up to 1 KiB (alignment up to 16) come
 //! from, and return to, a bounded per-thread free list per size class: 16-byte steps up to
 //! 64 bytes (small values), then 64-byte steps up to 1 KiB (a `TMap` bucket holds 16
-//! entries inline, 312 bytes for `u64` keys and values). Bigger values use the global
+//! entries inline, a 312-byte slot for `u64` keys and values). Bigger values use the global
 //! allocator directly.
 //!
 //! A block freed on one thread may be reused by another: the lists hold raw memory, not

@@ -12,11 +12,11 @@
 //! leave empty buckets behind until `clear`), which keeps the upper levels unwritten.
 //!
 //! Entries live in their bucket, inline in the slot's value box, behind a one-byte tag each
-//! (see `bucket`): a lookup follows the root's handle, the slot's TVar core and the box's
-//! first cache line (the tags), then reads the line of the one entry whose tag matches.
+//! (see `bucket`): a lookup follows the root's handle, the slot's TVar core and the start of
+//! the box (the tags), then reads the line of the one entry whose tag matches.
 //! Buckets are fat (16 entries in place, more spill to a `Vec`, 32 before they split) and
 //! a sized root aims for about 16 keys per slot, so the slots' handles and cores, and the
-//! boxes' first lines, are few enough to stay in cache (at 100k keys, an earlier layout with
+//! starts of the boxes, are few enough to stay in cache (at 100k keys, an earlier layout with
 //! 2 keys per slot and `Arc`ed entries missed three or four times and was 2-4x slower, see
 //! `benches/README.md`). The price is that a write copies its bucket (cloning the entries it
 //! keeps), so keys and values must be `Clone`, and should be cheap to clone.
@@ -52,8 +52,8 @@ type Node<K, V> = [TVar<Slot<K, V>>];
 /// What a slot holds. Published values are immutable: every change writes a new `Slot`.
 ///
 /// `repr(u8)`: the discriminant comes first, then the bucket (tags first), so a lookup
-/// reads the box's first cache line before the entry's. (By default the discriminant would
-/// sit in a niche of the bucket's spill `Vec`, at the box's end.)
+/// reads the start of the box and then the entry's line. (By default the discriminant would
+/// sit in a niche of the bucket's spill `Vec`, at the box's end: one more line.)
 #[repr(u8)]
 enum Slot<K, V>
 where
