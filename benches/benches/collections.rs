@@ -22,6 +22,7 @@ use std::sync::{mpsc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use concord_benches::maps::Map;
 use concord_benches::sched::{self, CpuTime};
 use concord_benches::XorShift;
 use concord_stm::collections::{TBQueue, TMap};
@@ -35,58 +36,6 @@ use parking_lot::RwLock;
 const KEYS: u64 = 100_000;
 /// The capacity of the benchmarked queues.
 const CAPACITY: usize = 200;
-
-/// A map under test: the two operations the workloads use.
-trait Map: Sync {
-    const NAME: &'static str;
-    fn with_keys(n: u64) -> Self;
-    fn get(&self, key: u64) -> Option<u64>;
-    fn set(&self, key: u64, value: u64);
-}
-
-impl Map for TMap<u64, u64> {
-    const NAME: &'static str = "concord_tmap";
-    fn with_keys(n: u64) -> Self {
-        // Sized for its keys, as the `HashMap` and `DashMap` built from them are.
-        let map = TMap::with_capacity(n as usize);
-        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-            atomically(|tx| chunk.iter().try_for_each(|&k| map.insert(tx, k, k).map(drop)));
-        }
-        map
-    }
-    fn get(&self, key: u64) -> Option<u64> {
-        atomically(|tx| Ok(self.read(tx, &key)?.copied()))
-    }
-    fn set(&self, key: u64, value: u64) {
-        atomically(|tx| self.insert(tx, key, value).map(drop));
-    }
-}
-
-impl Map for RwLock<HashMap<u64, u64>> {
-    const NAME: &'static str = "rwlock_hashmap";
-    fn with_keys(n: u64) -> Self {
-        RwLock::new((0..n).map(|k| (k, k)).collect())
-    }
-    fn get(&self, key: u64) -> Option<u64> {
-        self.read().get(&key).copied()
-    }
-    fn set(&self, key: u64, value: u64) {
-        self.write().insert(key, value);
-    }
-}
-
-impl Map for DashMap<u64, u64> {
-    const NAME: &'static str = "dashmap";
-    fn with_keys(n: u64) -> Self {
-        (0..n).map(|k| (k, k)).collect()
-    }
-    fn get(&self, key: u64) -> Option<u64> {
-        DashMap::get(self, &key).map(|v| *v)
-    }
-    fn set(&self, key: u64, value: u64) {
-        self.insert(key, value);
-    }
-}
 
 /// Runs one thread per `(state, n)` in `work`, each calling `op(&mut state)` `n` times,
 /// and returns the time from the barrier they start on to the end of the last one. Each

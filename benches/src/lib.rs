@@ -24,6 +24,7 @@ pub mod compare;
 pub mod contenders;
 pub mod ipc;
 pub mod latency;
+pub mod maps;
 pub mod probe;
 pub mod rng;
 pub mod sched;

@@ -1,0 +1,67 @@
+//! The maps of the collections benchmarks (`benches/collections.rs`, `benches/map_paired.rs`):
+//! one trait with the two operations the workloads use, for `concord_stm::collections::TMap`
+//! (one `atomically` per operation), `parking_lot::RwLock<std::collections::HashMap>` and
+//! `dashmap::DashMap`, all with `u64` keys and values and their default hashers.
+
+use std::collections::HashMap;
+
+use concord_stm::atomically;
+use concord_stm::collections::TMap;
+use dashmap::DashMap;
+use parking_lot::RwLock;
+
+/// A map under test.
+pub trait Map: Sync {
+    /// The contender's name in reports.
+    const NAME: &'static str;
+    /// A map holding `k -> k` for every `k` below `n`.
+    fn with_keys(n: u64) -> Self;
+    /// The value of `key`, in one operation (for `TMap`: one transaction).
+    fn get(&self, key: u64) -> Option<u64>;
+    /// Sets `key` to `value`, in one operation.
+    fn set(&self, key: u64, value: u64);
+}
+
+impl Map for TMap<u64, u64> {
+    const NAME: &'static str = "concord_tmap";
+    fn with_keys(n: u64) -> Self {
+        // Sized for its keys, as the `HashMap` and `DashMap` built from them are.
+        let map = TMap::with_capacity(n as usize);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            atomically(|tx| chunk.iter().try_for_each(|&k| map.insert(tx, k, k).map(drop)));
+        }
+        map
+    }
+    fn get(&self, key: u64) -> Option<u64> {
+        atomically(|tx| Ok(self.read(tx, &key)?.copied()))
+    }
+    fn set(&self, key: u64, value: u64) {
+        atomically(|tx| self.insert(tx, key, value).map(drop));
+    }
+}
+
+impl Map for RwLock<HashMap<u64, u64>> {
+    const NAME: &'static str = "rwlock_hashmap";
+    fn with_keys(n: u64) -> Self {
+        RwLock::new((0..n).map(|k| (k, k)).collect())
+    }
+    fn get(&self, key: u64) -> Option<u64> {
+        self.read().get(&key).copied()
+    }
+    fn set(&self, key: u64, value: u64) {
+        self.write().insert(key, value);
+    }
+}
+
+impl Map for DashMap<u64, u64> {
+    const NAME: &'static str = "dashmap";
+    fn with_keys(n: u64) -> Self {
+        (0..n).map(|k| (k, k)).collect()
+    }
+    fn get(&self, key: u64) -> Option<u64> {
+        DashMap::get(self, &key).map(|v| *v)
+    }
+    fn set(&self, key: u64, value: u64) {
+        self.insert(key, value);
+    }
+}
