@@ -80,6 +80,36 @@ fn a_slice_of_tvars_holds_and_drops_its_values() {
 }
 
 #[test]
+fn a_write_after_a_conflict_drops_its_value_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (a, b) = (TVar::new(0_u64), TVar::new(0_u64));
+    let c = TVar::new(counted(0, &drops));
+    let interfered = std::sync::atomic::AtomicBool::new(false);
+    let attempts = AtomicUsize::new(0);
+    atomically(|tx| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        tx.get(&a)?;
+        if !interfered.swap(true, Ordering::SeqCst) {
+            // Another thread changes `a` (read) and `b` (not yet): reading `b` must extend
+            // the snapshot, which fails, and poisons the attempt.
+            std::thread::scope(|s| {
+                s.spawn(|| atomically(|tx| tx.write(&a, 1).and_then(|()| tx.write(&b, 1))));
+            });
+            assert!(tx.get(&b).is_err(), "the read of b conflicts");
+            // The body ignores the error and writes: the value is refused and dropped.
+            assert!(tx.write(&c, counted(1, &drops)).is_err(), "a poisoned attempt refuses writes");
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "the refused value is dropped at once");
+            return tx.get(&b).map(drop);
+        }
+        tx.write(&c, counted(2, &drops))
+    });
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(c.with_atomic(|v| v.value), 2);
+    drop(c);
+    collect_until(|| drops.load(Ordering::SeqCst) == 3);
+}
+
+#[test]
 fn read_your_writes_and_overwrites() {
     let v = TVar::new(String::from("a"));
     let out = atomically(|tx| {

@@ -930,14 +930,20 @@ impl<'a> Transaction<'a> {
     #[inline(always)]
     pub fn write<T: Send + Sync + 'static>(&mut self, var: &TVar<T>, value: T) -> Stm<()> {
         let site = Location::caller();
+        // Boxed first: the value then moves once, into its box.
+        let (value, disposal) = crate::tvar::value_word(value);
         // SAFETY: the owning thread; no user code runs while borrowed (INV-LOGS).
-        let st = unsafe { self.inner.state() };
-        if st.poisoned.is_some() {
+        if unsafe { self.inner.state() }.poisoned.is_some() {
+            // SAFETY: the box was just made by `value_word` for this `T`, never logged or
+            // published, so it is ours alone (INV-PENDING); no borrow of the logs is held
+            // while its destructor (user code) runs (INV-LOGS).
+            unsafe { disposal.dispose(value) };
             return Err(StmError::CONFLICT);
         }
+        // SAFETY: as above.
+        let st = unsafe { self.inner.state() };
         let header = var.header();
         let read_version = st.reads.last_of(header).unwrap_or(NOT_READ);
-        let (value, disposal) = crate::tvar::value_word(value);
         let entry = WriteEntry {
             header,
             value,
