@@ -22,7 +22,7 @@ use std::sync::{mpsc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use concord_benches::maps::Map;
+use concord_benches::maps::{Map, KEYS};
 use concord_benches::sched::{self, CpuTime};
 use concord_benches::XorShift;
 use concord_stm::collections::{TBQueue, TMap};
@@ -32,8 +32,6 @@ use criterion::{criterion_main, BenchmarkGroup, Criterion, Throughput};
 use dashmap::DashMap;
 use parking_lot::RwLock;
 
-/// Entries in the benchmarked maps.
-const KEYS: u64 = 100_000;
 /// The capacity of the benchmarked queues.
 const CAPACITY: usize = 200;
 
@@ -104,15 +102,7 @@ fn map_workload<M: Map>(g: &mut BenchmarkGroup<'_, WallTime>, threads: usize, re
         let t = threads as u64;
         let work =
             rngs.iter_mut().zip(0..).map(|(rng, i)| (rng, iters / t + u64::from(i < iters % t)));
-        run_threads(work.collect(), |rng| {
-            let x = rng.next_u64();
-            let key = rng.index(KEYS as usize) as u64;
-            if x % 10 < reads_per_10 {
-                black_box(map.get(key));
-            } else {
-                map.set(key, x);
-            }
-        })
+        run_threads(work.collect(), |rng| map.random_op(rng, reads_per_10))
     });
 }
 

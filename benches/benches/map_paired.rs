@@ -12,19 +12,15 @@
 //! round: a slow phase of the host slows both sides of a round alike.
 
 use std::collections::HashMap;
-use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use concord_benches::maps::Map;
+use concord_benches::maps::{Map, KEYS};
 use concord_benches::XorShift;
 use concord_stm::collections::TMap;
 use dashmap::DashMap;
 use parking_lot::RwLock;
-
-/// Entries in the maps.
-const KEYS: u64 = 100_000;
 
 /// Operations per second of all `threads` together on `map`, over `ms` milliseconds, with
 /// `reads_per_10` of every 10 operations lookups and the others overwrites.
@@ -43,13 +39,7 @@ fn throughput<M: Map>(map: &M, threads: usize, reads_per_10: u64, ms: u64) -> f6
                 let mut n = 0;
                 while Instant::now() < deadline {
                     for _ in 0..64 {
-                        let x = rng.next_u64();
-                        let key = rng.index(KEYS as usize) as u64;
-                        if x % 10 < reads_per_10 {
-                            black_box(map.get(key));
-                        } else {
-                            map.set(key, x);
-                        }
+                        map.random_op(&mut rng, reads_per_10);
                     }
                     n += 64;
                 }

@@ -5,10 +5,17 @@
 
 use std::collections::HashMap;
 
+use std::hint::black_box;
+
 use concord_stm::atomically;
 use concord_stm::collections::TMap;
 use dashmap::DashMap;
 use parking_lot::RwLock;
+
+use crate::XorShift;
+
+/// Entries in the benchmarked maps.
+pub const KEYS: u64 = 100_000;
 
 /// A map under test.
 pub trait Map: Sync {
@@ -20,6 +27,19 @@ pub trait Map: Sync {
     fn get(&self, key: u64) -> Option<u64>;
     /// Sets `key` to `value`, in one operation.
     fn set(&self, key: u64, value: u64);
+
+    /// One operation of the workloads on a uniformly random key below `KEYS`: a lookup with
+    /// probability `reads_per_10` in 10, else an overwrite with a random value.
+    #[inline]
+    fn random_op(&self, rng: &mut XorShift, reads_per_10: u64) {
+        let x = rng.next_u64();
+        let key = rng.index(KEYS as usize) as u64;
+        if x % 10 < reads_per_10 {
+            black_box(self.get(key));
+        } else {
+            self.set(key, x);
+        }
+    }
 }
 
 impl Map for TMap<u64, u64> {

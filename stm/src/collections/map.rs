@@ -425,22 +425,23 @@ where
         let found = self.locate(tx, hash)?;
         let pos = find(found.bucket, hash, &key);
         let new = f(pos.map(|i| &found.bucket.get(i).value));
-        let delta = match (pos, &new) {
-            (None, None) => return Ok(()),
-            (Some(_), None) => -1,
-            (Some(_), Some(_)) => 0,
-            (None, Some(_)) => 1,
-        };
-        // Built in place, not moved through a tuple: a bucket is some 300 bytes.
+        // The slot is built where it is written, not moved through a tuple: a bucket is some
+        // 300 bytes.
+        let delta;
         let slot = match (pos, new) {
-            (Some(i), None) => Slot::Bucket(found.bucket.without(i)),
+            (None, None) => return Ok(()),
+            (Some(i), None) => {
+                delta = -1;
+                Slot::Bucket(found.bucket.without(i))
+            }
             (Some(i), Some(value)) => {
+                delta = 0;
                 Slot::Bucket(found.bucket.with_replaced(i, Entry { key, value }))
             }
             (None, Some(value)) => {
+                delta = 1;
                 self.grow(found.bucket.with_added(tag(hash), Entry { key, value }), found.depth)
             }
-            (None, None) => unreachable!("returned above"),
         };
         let var = found.var.clone();
         tx.write(&var, slot)?;
