@@ -233,11 +233,12 @@ fn tmap_with_capacity_matches_hashmap() {
     check(100, 400, prop as fn(Vec<Op>, u8, u16, u8) -> TestResult);
 }
 
-/// Thousands of keys, beyond what the properties reach: splits several levels deep, then
-/// removal of every other key and of the rest.
+/// Thousands of keys, beyond what the properties reach: splits several levels deep (or, at a
+/// capacity of 4096, buckets of about 20 keys, most past the 16 kept in place), an overwrite
+/// of every key, then removal of every other key and of the rest.
 #[test]
 fn tmap_grows_and_shrinks() {
-    for capacity in [0, 64, 5_000, 100_000] {
+    for capacity in [0, 64, 4_096, 5_000, 100_000] {
         grow_and_shrink(TMap::with_capacity(capacity));
     }
 }
@@ -248,6 +249,11 @@ fn grow_and_shrink(map: TMap<u32, u32>) {
     for chunk in (0..N).collect::<Vec<_>>().chunks(7) {
         atomically(|tx| chunk.iter().try_for_each(|&k| map.insert(tx, k, k * 2).map(drop)));
         model.extend(chunk.iter().map(|&k| (k, k * 2)));
+    }
+    assert_eq!(atomically(|tx| map.len(tx)), N as usize);
+    for k in 0..N {
+        assert!(!atomically(|tx| map.insert(tx, k, k * 2 + 1)), "key {k} is in the map");
+        model.insert(k, k * 2 + 1);
     }
     assert_eq!(atomically(|tx| map.len(tx)), N as usize);
     for k in (0..N).step_by(2) {
@@ -261,7 +267,7 @@ fn grow_and_shrink(map: TMap<u32, u32>) {
     want.sort_unstable();
     assert_eq!(entries, want);
     for k in 0..N {
-        assert_eq!(atomically(|tx| map.get(tx, &k)), (k % 2 == 1).then_some(k * 2));
+        assert_eq!(atomically(|tx| map.get(tx, &k)), (k % 2 == 1).then_some(k * 2 + 1));
     }
     atomically(|tx| map.clear(tx));
     assert_eq!(atomically(|tx| map.len(tx)), 0);

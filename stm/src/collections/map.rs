@@ -425,22 +425,24 @@ where
         let found = self.locate(tx, hash)?;
         let pos = find(found.bucket, hash, &key);
         let new = f(pos.map(|i| &found.bucket.get(i).value));
-        // The slot is built where it is written, not moved through a tuple: a bucket is some
-        // 300 bytes.
-        let delta;
-        let slot = match (pos, new) {
+        // The slot is filled where it lies until it is written, not moved through a tuple or
+        // a match: a bucket is some 300 bytes.
+        let mut slot = Slot::Bucket(Bucket::new());
+        let delta = match (pos, new) {
             (None, None) => return Ok(()),
             (Some(i), None) => {
-                delta = -1;
-                Slot::Bucket(found.bucket.without(i))
+                slot = Slot::Bucket(found.bucket.without(i));
+                -1
             }
             (Some(i), Some(value)) => {
-                delta = 0;
-                Slot::Bucket(found.bucket.with_replaced(i, Entry { key, value }))
+                let Slot::Bucket(copy) = &mut slot else { unreachable!("made a bucket above") };
+                copy.set_replaced(found.bucket, i, Entry { key, value });
+                0
             }
             (None, Some(value)) => {
-                delta = 1;
-                self.grow(found.bucket.with_added(tag(hash), Entry { key, value }), found.depth)
+                slot = self
+                    .grow(found.bucket.with_added(tag(hash), Entry { key, value }), found.depth);
+                1
             }
         };
         let var = found.var.clone();

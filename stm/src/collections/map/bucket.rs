@@ -125,17 +125,26 @@ impl<K, V> Bucket<K, V> {
 
 /// The copies a write publishes: the other entries are cloned.
 impl<K: Clone, V: Clone> Bucket<K, V> {
-    /// A copy whose entry `i` is `entry` (with the same key, so the same tag).
-    pub(super) fn with_replaced(&self, i: usize, entry: Entry<K, V>) -> Self {
+    /// Makes `self`, an empty bucket, a copy of `src` whose entry `i` is `entry` (with the
+    /// same key, so the same tag). Filled where it lies, not built and moved: the caller's
+    /// bucket is the one a write boxes, and a bucket is some 300 bytes.
+    pub(super) fn set_replaced(&mut self, src: &Self, i: usize, entry: Entry<K, V>) {
+        debug_assert!(self.len() == 0);
+        self.tags = src.tags;
         let mut entry = Some(entry);
-        let mut pick = |j: usize, e: &Entry<K, V>| match entry.take_if(|_| j == i) {
-            Some(new) => new,
-            None => e.clone(),
-        };
-        let inline = self.inline.iter().enumerate().map(|(j, e)| pick(j, e)).collect();
-        let spill = self.spill.iter().enumerate();
-        let spill = spill.map(|(j, (t, e))| (*t, pick(INLINE + j, e))).collect();
-        Bucket { tags: self.tags, inline, spill }
+        for (j, e) in src.inline.iter().enumerate() {
+            let e = if j == i { entry.take().expect("one entry replaced") } else { e.clone() };
+            self.inline.push(e);
+        }
+        if !src.spill.is_empty() {
+            let spill = src.spill.iter().enumerate();
+            self.spill = spill
+                .map(|(j, (t, e))| match entry.take_if(|_| INLINE + j == i) {
+                    Some(new) => (*t, new),
+                    None => (*t, e.clone()),
+                })
+                .collect();
+        }
     }
 
     /// A copy without entry `i`: the entries after it move up one place (the first spilled
@@ -225,7 +234,9 @@ mod tests {
                             model.push((t, k, k * 10));
                         }
                         (1, Some(i)) => {
-                            b = b.with_replaced(i, Entry { key: k, value: u32::from(op) });
+                            let mut copy = Bucket::new();
+                            copy.set_replaced(&b, i, Entry { key: k, value: u32::from(op) });
+                            b = copy;
                             model[i].2 = u32::from(op);
                         }
                         (2, Some(i)) => {
