@@ -105,6 +105,32 @@ impl Shape {
     }
 }
 
+/// Asks the CPU to start loading the cache lines of `slot` past its first one, which the
+/// caller is about to read: the tags there say which entry to compare, and without this the
+/// entry's line would be requested only then, one memory latency later. Loading them side by
+/// side instead took a one-thread lookup in a 100k-key map from 95-184 ns to 69-88 ns, in six
+/// alternated runs on the development host (a write, which copies the whole bucket, gains
+/// too; see `benches/README.md`). The extra lines are wasted on a slot that holds a node;
+/// nodes are few.
+#[inline(always)]
+fn prefetch_rest<T>(slot: &T) {
+    // Miri models no cache: nothing to hint there.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = (slot as *const T).cast::<i8>();
+        let mut offset = 64 - start as usize % 64;
+        while offset < std::mem::size_of::<T>() {
+            // SAFETY: a prefetch only hints the cache, reads nothing observable and never
+            // faults; the address is computed without dereferencing (INV-PREFETCH).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+            offset += 64;
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = slot;
+}
+
 /// The position of `key`, whose hash is `hash`, in `bucket`.
 fn find<K: Borrow<Q>, V, Q: Eq + ?Sized>(
     bucket: &Bucket<K, V>,
@@ -266,7 +292,9 @@ where
         let mut depth = 0;
         let mut var = &self.root[self.shape.index(hash, 0)];
         loop {
-            match tx.read(var)? {
+            let slot = tx.read(var)?;
+            prefetch_rest(slot);
+            match slot {
                 Slot::Bucket(bucket) => return Ok(Found { var, bucket, depth }),
                 Slot::Node(children) => {
                     depth += 1;
