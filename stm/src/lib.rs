@@ -77,6 +77,7 @@ pub mod contention;
 mod error;
 mod inline;
 mod lock_word;
+mod prefetch;
 mod reclaim;
 mod recycle;
 pub mod stats;

@@ -29,6 +29,7 @@ use std::iter::FusedIterator;
 
 use self::bucket::{tag, Bucket, Entry, Tagged};
 use super::TCounter;
+use crate::prefetch;
 use crate::{Stm, TVar, Transaction};
 
 /// Hash bits consumed per level.
@@ -114,21 +115,9 @@ impl Shape {
 /// nodes are few.
 #[inline(always)]
 fn prefetch_rest<T>(slot: &T) {
-    // Miri models no cache: nothing to hint there.
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let start = (slot as *const T).cast::<i8>();
-        let mut offset = 64 - start as usize % 64;
-        while offset < std::mem::size_of::<T>() {
-            // SAFETY: a prefetch only hints the cache, reads nothing observable and never
-            // faults; the address is computed without dereferencing (INV-PREFETCH).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
-            offset += 64;
-        }
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = slot;
+    let start = (slot as *const T).cast::<u8>();
+    let second_line = start.wrapping_add(64 - start as usize % 64);
+    prefetch::lines(second_line, start.wrapping_add(std::mem::size_of::<T>()));
 }
 
 /// The position of `key`, whose hash is `hash`, in `bucket`.
