@@ -115,9 +115,9 @@ impl Shape {
 /// nodes are few.
 #[inline(always)]
 fn prefetch_rest<T>(slot: &T) {
-    let start = (slot as *const T).cast::<u8>();
-    let second_line = start.wrapping_add(64 - start as usize % 64);
-    prefetch::lines(second_line, start.wrapping_add(std::mem::size_of::<T>()));
+    // The 64th byte is in the second line, whatever the alignment.
+    let second_line = (slot as *const T).cast::<u8>().wrapping_add(64);
+    prefetch::lines(second_line, std::mem::size_of::<T>().saturating_sub(64));
 }
 
 /// The position of `key`, whose hash is `hash`, in `bucket`.
