@@ -80,6 +80,7 @@ mod lock_word;
 mod prefetch;
 mod reclaim;
 mod recycle;
+mod staged;
 pub mod stats;
 mod sync;
 mod tvar;
@@ -95,5 +96,6 @@ pub use crate::atomically::{
     atomically, atomically_async, atomically_or_err, collect_garbage, Atomically,
 };
 pub use crate::error::{abort, check, retry, Abort, Control, Stm, StmError, StmResult};
+pub use crate::staged::Staged;
 pub use crate::tvar::TVar;
 pub use crate::tx::Transaction;

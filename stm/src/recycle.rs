@@ -182,8 +182,16 @@ pub(crate) unsafe fn free_blocks(class: usize, blocks: impl ExactSizeIterator<It
 /// Moves `value` into a box from the pool (or the allocator) and returns it.
 #[inline(always)]
 pub(crate) fn boxed<T>(value: T) -> *mut T {
+    boxed_with(|| value)
+}
+
+/// A box from the pool (or the allocator) holding `make()`, called once the box is there: so
+/// that the compiler can build the value in the box (a value built before would be copied in,
+/// `boxed`'s caller builds its argument first).
+#[inline(always)]
+pub(crate) fn boxed_with<T>(make: impl FnOnce() -> T) -> *mut T {
     let Some(class) = class_of(Layout::new::<T>()) else {
-        return Box::into_raw(Box::new(value));
+        return Box::into_raw(Box::new(make()));
     };
     let reused = POOL
         .try_with(|pool| {
@@ -205,6 +213,17 @@ pub(crate) fn boxed<T>(value: T) -> *mut T {
             p
         }
     };
+    /// Gives the block back if `make` unwinds.
+    struct Unwind(*mut (), usize);
+    impl Drop for Unwind {
+        fn drop(&mut self) {
+            // SAFETY: the block is of class `self.1` (INV-RECYCLE), ours, and holds no value.
+            unsafe { free_blocks(self.1, std::iter::once(self.0)) };
+        }
+    }
+    let unwind = Unwind(ptr.cast(), class);
+    let value = make();
+    std::mem::forget(unwind);
     let ptr = ptr.cast::<T>();
     // SAFETY: `ptr` is a block of at least `size_of::<T>()` bytes aligned to 16 >= align_of T
     // (`class_of`), owned by us and uninitialized.
@@ -245,6 +264,25 @@ pub(crate) unsafe fn drop_boxed<T>(ptr: *mut T) {
         // SAFETY: `block` was allocated with `class_layout(class)` (INV-RECYCLE).
         unsafe { dealloc(block, class_layout(class)) };
     }
+}
+
+/// Moves the value out of a box made by [`boxed`] and recycles the box.
+///
+/// # Safety
+///
+/// As [`drop_boxed`]; the value is the caller's afterwards.
+pub(crate) unsafe fn take_boxed<T>(ptr: *mut T) -> T {
+    let Some(class) = class_of(Layout::new::<T>()) else {
+        // SAFETY: per the contract, `ptr` came from `Box::into_raw` in `boxed` (big class).
+        return *unsafe { Box::from_raw(ptr) };
+    };
+    // SAFETY: per the contract, `ptr` holds a live `T` that nobody else uses; it is moved out
+    // once, and the block freed below without dropping it.
+    let value = unsafe { ptr.read() };
+    // SAFETY: the block was allocated with `class_layout(class)` (INV-RECYCLE) and holds no
+    // live value any more.
+    unsafe { free_blocks(class, std::iter::once(ptr.cast::<()>())) };
+    value
 }
 
 #[cfg(test)]

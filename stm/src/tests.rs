@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::{abort, atomically, atomically_or_err, retry, TVar};
+use crate::{abort, atomically, atomically_or_err, retry, Staged, TVar};
 
 /// Counts drops of values that carry it, to prove every value is dropped exactly once.
 #[derive(Debug)]
@@ -104,6 +104,76 @@ fn a_write_after_a_conflict_drops_its_value_once() {
         tx.write(&c, counted(2, &drops))
     });
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(c.with_atomic(|v| v.value), 2);
+    drop(c);
+    collect_until(|| drops.load(Ordering::SeqCst) == 3);
+}
+
+#[test]
+fn a_staged_value_is_published_in_its_box_or_dropped_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let v = TVar::new(counted(0, &drops));
+    // Written: the box is published as is; the replaced value is collected.
+    let mut staged = Staged::new(counted(1, &drops));
+    staged.value += 1;
+    let staged_box: *const Counted = &*staged;
+    atomically(|_tx| {
+        let unwritten = Staged::new(counted(5, &drops));
+        drop(unwritten); // the value dropped, the box recycled
+        Ok(())
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "an unwritten staged value is dropped");
+    let mut staged = Some(staged);
+    atomically(|tx| match staged.take() {
+        Some(s) => tx.write_staged(&v, s),
+        None => unreachable!("one attempt"),
+    });
+    assert_eq!(v.with_atomic(|c| (c.value, std::ptr::from_ref(c))), (2, staged_box));
+    // Moved back out, the value is not dropped with its box.
+    let out = Staged::new(counted(7, &drops)).into_inner();
+    assert_eq!((out.value, drops.load(Ordering::SeqCst)), (7, 1));
+    drop(out);
+    // A value too big to recycle, and an inline one, go the other ways.
+    let big = TVar::new([0_u8; 4096]);
+    atomically(|tx| tx.write_staged(&big, Staged::new([9_u8; 4096])));
+    assert_eq!(big.read_atomic()[4095], 9);
+    let small = TVar::new(1_u64);
+    atomically(|tx| tx.write_staged(&small, Staged::new(3)));
+    assert_eq!(small.read_atomic(), 3);
+    drop(v);
+    collect_until(|| drops.load(Ordering::SeqCst) == 4);
+}
+
+#[test]
+fn a_staged_value_whose_maker_panics_gives_its_box_back() {
+    let made = std::panic::catch_unwind(|| Staged::<[u64; 40]>::new_with(|| panic!("no value")));
+    assert!(made.is_err());
+    // The pool still hands out sound boxes (Miri checks the block was not lost or doubled).
+    let v = TVar::new([0_u64; 40]);
+    atomically(|tx| tx.write_staged(&v, Staged::new_with(|| [1; 40])));
+    assert_eq!(v.read_atomic()[39], 1);
+}
+
+#[test]
+fn a_staged_write_after_a_conflict_drops_its_value_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (a, b) = (TVar::new(0_u64), TVar::new(0_u64));
+    let c = TVar::new(counted(0, &drops));
+    let interfered = std::sync::atomic::AtomicBool::new(false);
+    atomically(|tx| {
+        tx.get(&a)?;
+        if !interfered.swap(true, Ordering::SeqCst) {
+            std::thread::scope(|s| {
+                s.spawn(|| atomically(|tx| tx.write(&a, 1).and_then(|()| tx.write(&b, 1))));
+            });
+            assert!(tx.get(&b).is_err(), "the read of b conflicts");
+            let refused = tx.write_staged(&c, Staged::new(counted(1, &drops)));
+            assert!(refused.is_err(), "a poisoned attempt refuses writes");
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "the refused value is dropped at once");
+            return tx.get(&b).map(drop);
+        }
+        tx.write_staged(&c, Staged::new(counted(2, &drops)))
+    });
     assert_eq!(c.with_atomic(|v| v.value), 2);
     drop(c);
     collect_until(|| drops.load(Ordering::SeqCst) == 3);

@@ -30,7 +30,7 @@ use std::iter::FusedIterator;
 use self::bucket::{tag, Bucket, Entry, Tagged};
 use super::TCounter;
 use crate::prefetch;
-use crate::{Stm, TVar, Transaction};
+use crate::{Staged, Stm, TVar, Transaction};
 
 /// Hash bits consumed per level.
 const BITS: u32 = 5;
@@ -442,28 +442,25 @@ where
         let found = self.locate(tx, hash)?;
         let pos = find(found.bucket, hash, &key);
         let new = f(pos.map(|i| &found.bucket.get(i).value));
-        // The slot is filled where it lies until it is written, not moved through a tuple or
-        // a match: a bucket is some 300 bytes.
-        let mut slot = Slot::Bucket(Bucket::new());
-        let delta = match (pos, new) {
+        // The new slot is built in the box the write publishes (`Staged`): a bucket is some
+        // 300 bytes, and an overwrite fills its copy there, entry by entry.
+        let (slot, delta) = match (pos, new) {
             (None, None) => return Ok(()),
-            (Some(i), None) => {
-                slot = Slot::Bucket(found.bucket.without(i));
-                -1
-            }
+            (Some(i), None) => (Staged::new(Slot::Bucket(found.bucket.without(i))), -1),
             (Some(i), Some(value)) => {
-                let Slot::Bucket(copy) = &mut slot else { unreachable!("made a bucket above") };
+                let mut slot = Staged::new_with(|| Slot::Bucket(Bucket::new()));
+                let Slot::Bucket(copy) = &mut *slot else { unreachable!("made a bucket above") };
                 copy.set_replaced(found.bucket, i, Entry { key, value });
-                0
+                (slot, 0)
             }
             (None, Some(value)) => {
-                slot = self
+                let grown = self
                     .grow(found.bucket.with_added(tag(hash), Entry { key, value }), found.depth);
-                1
+                (Staged::new(grown), 1)
             }
         };
         let var = found.var.clone();
-        tx.write(&var, slot)?;
+        tx.write_staged(&var, slot)?;
         if delta != 0 {
             self.len.add(tx, delta)?;
         }

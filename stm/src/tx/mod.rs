@@ -932,11 +932,54 @@ impl<'a> Transaction<'a> {
         let site = Location::caller();
         // Boxed first: the value then moves once, into its box.
         let (value, disposal) = crate::tvar::value_word(value);
+        // SAFETY: `value_word` made the word for this `T` just now; it is ours alone.
+        unsafe { self.write_word(var, value, disposal, site) }
+    }
+
+    /// Writes to `var` the value `staged` holds, publishing its box as is at commit: the
+    /// value does not move (see [`Staged`](crate::Staged)).
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    #[track_caller]
+    #[inline(always)]
+    pub fn write_staged<T: Send + Sync + 'static>(
+        &mut self,
+        var: &TVar<T>,
+        staged: crate::Staged<T>,
+    ) -> Stm<()> {
+        if is_inline::<T>() {
+            // The TVar holds such a `T` in its word (INV-INLINE), not in a box.
+            return self.write(var, staged.into_inner());
+        }
+        let site = Location::caller();
+        let value = staged.into_raw().cast::<()>();
+        // SAFETY: the box came from `recycle::boxed::<T>` with a live `T`, and `into_raw`
+        // gave us the staged value's sole ownership (INV-STAGED); `Disposal::of::<T>` is how
+        // such a box is given back (INV-RECYCLE).
+        unsafe { self.write_word(var, value, crate::recycle::Disposal::of::<T>(), site) }
+    }
+
+    /// Logs `value` (a boxed `T` or an inline `T`'s word) as `var`'s pending value.
+    ///
+    /// # Safety
+    ///
+    /// `value` and `disposal` were made for this `T` (`value_word::<T>`, or a box from
+    /// `recycle::boxed::<T>` with `Disposal::of::<T>`), and nobody else owns `value`.
+    #[inline(always)]
+    unsafe fn write_word<T: Send + Sync + 'static>(
+        &mut self,
+        var: &TVar<T>,
+        value: *mut (),
+        disposal: crate::recycle::Disposal,
+        site: &'static Location<'static>,
+    ) -> Stm<()> {
         // SAFETY: the owning thread; no user code runs while borrowed (INV-LOGS).
         if unsafe { self.inner.state() }.poisoned.is_some() {
-            // SAFETY: the box was just made by `value_word` for this `T`, never logged or
-            // published, so it is ours alone (INV-PENDING); no borrow of the logs is held
-            // while its destructor (user code) runs (INV-LOGS).
+            // SAFETY: per the contract the box is for this `T`, never logged or published,
+            // and ours alone (INV-PENDING); no borrow of the logs is held while its
+            // destructor (user code) runs (INV-LOGS).
             unsafe { disposal.dispose(value) };
             return Err(StmError::CONFLICT);
         }

@@ -128,6 +128,7 @@ impl<K: Clone, V: Clone> Bucket<K, V> {
     /// Makes `self`, an empty bucket, a copy of `src` whose entry `i` is `entry` (with the
     /// same key, so the same tag). Filled where it lies, not built and moved: the caller's
     /// bucket is the one a write boxes, and a bucket is some 300 bytes.
+    #[inline(always)]
     pub(super) fn set_replaced(&mut self, src: &Self, i: usize, entry: Entry<K, V>) {
         debug_assert!(self.len() == 0);
         self.tags = src.tags;
