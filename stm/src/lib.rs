@@ -51,7 +51,9 @@
 //! Every write boxes its new value (published as is, never mutated), and every value read is
 //! borrowed, not copied, except for small plain types (integers, `bool`, `char`, floats),
 //! which a TVar keeps inline in its value word: writing one allocates nothing, and reading it
-//! copies it (see [`TVar`]'s size notes). Boxes of up to 1 KiB are recycled per thread: a
+//! copies it (see [`TVar`]'s size notes). A big value can be built, or changed, in the box
+//! its write will publish ([`Staged`], [`Transaction::write_staged`]) instead of being moved
+//! there. Boxes of up to 1 KiB are recycled per thread: a
 //! thread keeps up to 16384 free blocks per small size class (16, 32, 48 and 64 bytes) and
 //! 1 MiB of blocks per larger one (64-byte steps up to 1 KiB), and the values its commits
 //! replace are freed by that thread after a grace period, so in steady state a write costs no

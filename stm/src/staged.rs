@@ -34,7 +34,7 @@ use crate::recycle;
 /// assert_eq!(table.read_atomic()[7], 1);
 /// ```
 pub struct Staged<T: Send + Sync + 'static> {
-    /// A box from `recycle::boxed::<T>` holding a live `T`, owned by this handle alone
+    /// A box from `recycle::boxed_with::<T>` holding a live `T`, owned by this handle alone
     /// (INV-STAGED).
     ptr: NonNull<T>,
     _owns: PhantomData<T>,
@@ -58,8 +58,8 @@ impl<T: Send + Sync + 'static> Staged<T> {
 
     /// The value `make` returns, in the box a write will publish. Unlike [`new`](Self::new),
     /// whose argument is built before the box exists and then copied in, `make` runs once
-    /// the box is there, so the compiler can build a big value in it directly (it does for
-    /// a constructor such as `Default::default`).
+    /// the box is there, so the optimizer may build a big value in it directly (not a
+    /// guarantee: it did for `TMap`'s empty bucket, see `benches/README.md`).
     ///
     /// # Examples
     ///
@@ -85,8 +85,8 @@ impl<T: Send + Sync + 'static> Staged<T> {
     /// The value, moved out of its box.
     pub fn into_inner(self) -> T {
         let ptr = self.into_raw();
-        // SAFETY: `ptr` came from `recycle::boxed::<T>` and holds a live `T` that nobody else
-        // uses: `into_raw` ended this handle's ownership without dropping it (INV-STAGED).
+        // SAFETY: `ptr` came from `recycle::boxed_with::<T>` and holds a live `T` that nobody
+        // else uses: `into_raw` ended this handle's ownership without dropping it (INV-STAGED).
         unsafe { recycle::take_boxed(ptr) }
     }
 
@@ -117,8 +117,8 @@ impl<T: Send + Sync + 'static> DerefMut for Staged<T> {
 
 impl<T: Send + Sync + 'static> Drop for Staged<T> {
     fn drop(&mut self) {
-        // SAFETY: the box came from `recycle::boxed::<T>`, holds a live `T` and is owned by
-        // this handle alone, which is going away (INV-STAGED).
+        // SAFETY: the box came from `recycle::boxed_with::<T>`, holds a live `T` and is owned
+        // by this handle alone, which is going away (INV-STAGED).
         unsafe { recycle::drop_boxed(self.ptr.as_ptr()) };
     }
 }

@@ -955,7 +955,7 @@ impl<'a> Transaction<'a> {
         }
         let site = Location::caller();
         let value = staged.into_raw().cast::<()>();
-        // SAFETY: the box came from `recycle::boxed::<T>` with a live `T`, and `into_raw`
+        // SAFETY: the box came from `recycle::boxed_with::<T>` with a live `T`, and `into_raw`
         // gave us the staged value's sole ownership (INV-STAGED); `Disposal::of::<T>` is how
         // such a box is given back (INV-RECYCLE).
         unsafe { self.write_word(var, value, crate::recycle::Disposal::of::<T>(), site) }
@@ -966,7 +966,7 @@ impl<'a> Transaction<'a> {
     /// # Safety
     ///
     /// `value` and `disposal` were made for this `T` (`value_word::<T>`, or a box from
-    /// `recycle::boxed::<T>` with `Disposal::of::<T>`), and nobody else owns `value`.
+    /// `recycle::boxed_with::<T>` with `Disposal::of::<T>`), and nobody else owns `value`.
     #[inline(always)]
     unsafe fn write_word<T: Send + Sync + 'static>(
         &mut self,

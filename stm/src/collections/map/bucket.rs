@@ -152,6 +152,7 @@ impl<K: Clone, V: Clone> Bucket<K, V> {
                 })
                 .collect();
         }
+        debug_assert!(entry.is_none(), "entry {i} is in the bucket, and replaced");
     }
 
     /// A copy without entry `i`: the entries after it move up one place (the first spilled
