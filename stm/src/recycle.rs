@@ -231,15 +231,17 @@ pub(crate) fn boxed_with<T>(make: impl FnOnce() -> T) -> *mut T {
     ptr
 }
 
-/// Drops the value in a box made by [`boxed`] and recycles the box.
+/// Drops the value in a box made by [`boxed`] or [`boxed_with`] and recycles the box.
 ///
 /// # Safety
 ///
-/// `ptr` came from `boxed::<T>`, holds a live `T`, and nobody else uses it (now or later).
+/// `ptr` came from `boxed::<T>` or `boxed_with::<T>`, holds a live `T`, and nobody else uses
+/// it (now or later).
 #[inline]
 pub(crate) unsafe fn drop_boxed<T>(ptr: *mut T) {
     let Some(class) = class_of(Layout::new::<T>()) else {
-        // SAFETY: per the contract, `ptr` came from `Box::into_raw` in `boxed` (big class).
+        // SAFETY: per the contract, `ptr` came from `Box::into_raw` in `boxed_with` (no size
+        // class).
         drop(unsafe { Box::from_raw(ptr) });
         return;
     };
@@ -266,14 +268,15 @@ pub(crate) unsafe fn drop_boxed<T>(ptr: *mut T) {
     }
 }
 
-/// Moves the value out of a box made by [`boxed`] and recycles the box.
+/// Moves the value out of a box made by [`boxed`] or [`boxed_with`] and recycles the box.
 ///
 /// # Safety
 ///
 /// As [`drop_boxed`]; the value is the caller's afterwards.
 pub(crate) unsafe fn take_boxed<T>(ptr: *mut T) -> T {
     let Some(class) = class_of(Layout::new::<T>()) else {
-        // SAFETY: per the contract, `ptr` came from `Box::into_raw` in `boxed` (big class).
+        // SAFETY: per the contract, `ptr` came from `Box::into_raw` in `boxed_with` (no
+        // size class).
         return *unsafe { Box::from_raw(ptr) };
     };
     // SAFETY: per the contract, `ptr` holds a live `T` that nobody else uses; it is moved out
