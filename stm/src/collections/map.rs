@@ -120,6 +120,21 @@ fn prefetch_rest<T>(slot: &T) {
     prefetch::lines(second_line, std::mem::size_of::<T>().saturating_sub(64));
 }
 
+/// A new slot, already in the box its write publishes, holding the bucket that `fill` makes
+/// of an empty one: a bucket is some 300 bytes, so it is filled where it will stay, not built
+/// and then moved (see `Staged`).
+#[inline(always)]
+fn staged_bucket<K, V>(fill: impl FnOnce(&mut Bucket<K, V>)) -> Staged<Slot<K, V>>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    let mut slot = Staged::new_with(|| Slot::Bucket(Bucket::new()));
+    let Slot::Bucket(bucket) = &mut *slot else { unreachable!("made a bucket above") };
+    fill(bucket);
+    slot
+}
+
 /// The position of `key`, whose hash is `hash`, in `bucket`.
 fn find<K: Borrow<Q>, V, Q: Eq + ?Sized>(
     bucket: &Bucket<K, V>,
@@ -405,9 +420,9 @@ where
         let Some(i) = find(found.bucket, hash, key) else {
             return Ok(false);
         };
-        let slot = Slot::Bucket(found.bucket.without(i));
+        let slot = staged_bucket(|b| b.set_without(found.bucket, i));
         let var = found.var.clone();
-        tx.write(&var, slot)?;
+        tx.write_staged(&var, slot)?;
         self.len.add(tx, -1)?;
         Ok(true)
     }
@@ -442,23 +457,20 @@ where
         let found = self.locate(tx, hash)?;
         let pos = find(found.bucket, hash, &key);
         let new = f(pos.map(|i| &found.bucket.get(i).value));
-        // The new slot is built in the box the write publishes (`Staged`): a bucket is some
-        // 300 bytes, and an overwrite fills its copy there, entry by entry.
-        let (slot, delta) = match (pos, new) {
+        let (mut slot, delta) = match (pos, new) {
             (None, None) => return Ok(()),
-            (Some(i), None) => (Staged::new(Slot::Bucket(found.bucket.without(i))), -1),
+            (Some(i), None) => (staged_bucket(|b| b.set_without(found.bucket, i)), -1),
             (Some(i), Some(value)) => {
-                let mut slot = Staged::new_with(|| Slot::Bucket(Bucket::new()));
-                let Slot::Bucket(copy) = &mut *slot else { unreachable!("made a bucket above") };
-                copy.set_replaced(found.bucket, i, Entry { key, value });
-                (slot, 0)
+                (staged_bucket(|b| b.set_replaced(found.bucket, i, Entry { key, value })), 0)
             }
             (None, Some(value)) => {
-                let grown = self
-                    .grow(found.bucket.with_added(tag(hash), Entry { key, value }), found.depth);
-                (Staged::new(grown), 1)
+                let entry = Entry { key, value };
+                (staged_bucket(|b| b.set_added(found.bucket, tag(hash), entry)), 1)
             }
         };
+        if delta > 0 {
+            self.split_if_full(&mut slot, found.depth);
+        }
         let var = found.var.clone();
         tx.write_staged(&var, slot)?;
         if delta != 0 {
@@ -474,21 +486,23 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher,
 {
-    /// The new slot for `bucket` (holding a new entry) at `depth`: still a bucket if it is
-    /// small enough (or cannot split further), else a node holding its entries one level
-    /// down (their hashes computed again: buckets keep only a byte of each).
-    fn grow(&self, bucket: Bucket<K, V>, depth: u32) -> Slot<K, V> {
+    /// Makes `slot`, at `depth`, a node one level down if it holds a bucket that an insertion
+    /// took past `SPLIT` entries (unless no level is left): the bucket's entries move to the
+    /// node's, their hashes computed again (buckets keep only a byte of each).
+    fn split_if_full(&self, slot: &mut Slot<K, V>, depth: u32) {
+        let Slot::Bucket(bucket) = slot else { return };
         if bucket.len() <= SPLIT || depth == self.shape.max_depth() {
-            return Slot::Bucket(bucket);
+            return;
         }
+        let bucket = std::mem::replace(bucket, Bucket::new());
         let mut children: [Bucket<K, V>; WIDTH] = std::array::from_fn(|_| Bucket::new());
         for entry in bucket.into_entries() {
             let hash = self.hasher.hash_one(&entry.key);
             children[self.shape.index(hash, depth + 1)].push(tag(hash), entry);
         }
-        Slot::Node(TVar::new_slice(WIDTH, |i| {
+        *slot = Slot::Node(TVar::new_slice(WIDTH, |i| {
             Slot::Bucket(std::mem::replace(&mut children[i], Bucket::new()))
-        }))
+        }));
     }
 }
 

@@ -123,7 +123,8 @@ impl<K, V> Bucket<K, V> {
     }
 }
 
-/// The copies a write publishes: the other entries are cloned.
+/// The copies a write publishes, each filled in an empty bucket where it lies (the box the
+/// write publishes): the other entries are cloned.
 impl<K: Clone, V: Clone> Bucket<K, V> {
     /// Makes `self`, an empty bucket, a copy of `src` whose entry `i` is `entry` (with the
     /// same key, so the same tag). Filled where it lies, not built and moved: the caller's
@@ -155,28 +156,31 @@ impl<K: Clone, V: Clone> Bucket<K, V> {
         debug_assert!(entry.is_none(), "entry {i} is in the bucket, and replaced");
     }
 
-    /// A copy without entry `i`: the entries after it move up one place (the first spilled
-    /// one, if any, into the last place in line).
-    pub(super) fn without(&self, i: usize) -> Self {
-        let n = self.inline.len();
-        let tags = self.tags[..n].iter().copied().chain(self.spill.iter().map(|(t, _)| *t));
-        let entries = self.inline.iter().chain(self.spill.iter().map(|(_, e)| e));
+    /// Makes `self`, an empty bucket, a copy of `src` without entry `i`: the entries after it
+    /// move up one place (the first spilled one, if any, into the last place in line).
+    pub(super) fn set_without(&mut self, src: &Self, i: usize) {
+        debug_assert!(self.len() == 0);
+        let n = src.inline.len();
+        let tags = src.tags[..n].iter().copied().chain(src.spill.iter().map(|(t, _)| *t));
+        let entries = src.inline.iter().chain(src.spill.iter().map(|(_, e)| e));
         let mut kept = tags.zip(entries).enumerate().filter(|&(j, _)| j != i);
-        let mut bucket = Bucket::new();
         for (j, (t, e)) in kept.by_ref().take(INLINE) {
-            bucket.tags[j - usize::from(j > i)] = t;
-            bucket.inline.push(e.clone());
+            self.tags[j - usize::from(j > i)] = t;
+            self.inline.push(e.clone());
         }
-        bucket.spill = kept.map(|(_, (t, e))| (t, e.clone())).collect();
-        bucket
+        self.spill = kept.map(|(_, (t, e))| (t, e.clone())).collect();
     }
 
-    /// A copy with `entry`, tagged `tag`, added at the end.
-    pub(super) fn with_added(&self, tag: u8, entry: Entry<K, V>) -> Self {
-        let mut bucket =
-            Bucket { tags: self.tags, inline: self.inline.clone(), spill: self.spill.clone() };
-        bucket.push(tag, entry);
-        bucket
+    /// Makes `self`, an empty bucket, a copy of `src` with `entry`, tagged `tag`, added at
+    /// the end.
+    pub(super) fn set_added(&mut self, src: &Self, tag: u8, entry: Entry<K, V>) {
+        debug_assert!(self.len() == 0);
+        self.tags = src.tags;
+        self.inline.extend(src.inline.iter().cloned());
+        if !src.spill.is_empty() {
+            self.spill = src.spill.clone();
+        }
+        self.push(tag, entry);
     }
 }
 
@@ -238,7 +242,9 @@ mod tests {
                     assert_eq!(b.find(t, |&key| key == k), pos);
                     match (op % 3, pos) {
                         (0, None) => {
-                            b = b.with_added(t, entry(k));
+                            let mut copy = Bucket::new();
+                            copy.set_added(&b, t, entry(k));
+                            b = copy;
                             model.push((t, k, k * 10));
                         }
                         (1, Some(i)) => {
@@ -248,7 +254,9 @@ mod tests {
                             model[i].2 = u32::from(op);
                         }
                         (2, Some(i)) => {
-                            b = b.without(i);
+                            let mut copy = Bucket::new();
+                            copy.set_without(&b, i);
+                            b = copy;
                             model.remove(i);
                         }
                         _ => {}
