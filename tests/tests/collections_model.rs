@@ -243,6 +243,93 @@ fn tmap_grows_and_shrinks() {
     }
 }
 
+/// An update that leaves an absent key absent, and a removal of an absent key, write nothing:
+/// their transactions commit read-only.
+#[test]
+fn tmap_writes_nothing_for_an_absent_key_that_stays_absent() {
+    let map: TMap<u32, u32> = TMap::new();
+    atomically(|tx| map.insert(tx, 1, 1).map(drop));
+    let before = concord_stm::stats::thread_snapshot();
+    atomically(|tx| map.update(tx, 2, |v| v.copied()));
+    assert!(!atomically(|tx| map.remove(tx, &3)));
+    let delta = concord_stm::stats::thread_snapshot().since(&before);
+    assert_eq!((delta.commits, delta.read_only_commits), (2, 2));
+    assert_eq!(atomically(|tx| map.len(tx)), 1);
+}
+
+/// A key whose `clone` panics when `PANIC_AT` reaches zero (counted down by every clone),
+/// and that counts its live instances.
+#[derive(PartialEq, Eq, Hash, Debug)]
+struct Fragile(u32);
+
+static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+static PANIC_AT: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(-1);
+
+impl Fragile {
+    fn new(k: u32) -> Self {
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Fragile(k)
+    }
+}
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        if PANIC_AT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            panic!("clone {} refused", self.0);
+        }
+        Fragile::new(self.0)
+    }
+}
+
+impl Drop for Fragile {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A write whose copy of the bucket panics partway (a key's `clone`) publishes nothing and
+/// drops every clone it made once, whatever the write (overwrite, insertion, removal, a
+/// split) and wherever the panic.
+#[test]
+fn tmap_write_that_panics_mid_copy_changes_nothing() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::Ordering::SeqCst;
+    // One hash for every key: all 40 share one bucket at the deepest level, or split first.
+    let map: TMap<Fragile, u32, Toy> = TMap::with_hasher(Toy { modulus: 1 });
+    for k in 0..40 {
+        atomically(|tx| map.insert(tx, Fragile::new(k), k).map(drop));
+    }
+    let contents = |map: &TMap<Fragile, u32, Toy>| {
+        let mut v: Vec<(u32, u32)> =
+            atomically(|tx| map.iter(tx).map(|e| e.map(|(k, &v)| (k.0, v))).collect::<Stm<_>>());
+        v.sort_unstable();
+        v
+    };
+    let want = contents(&map);
+    for panic_at in [0, 1, 7, 15, 16, 17, 30, 38] {
+        let writes: [&dyn Fn(&mut Transaction<'_>) -> Stm<()>; 3] = [
+            &|tx| map.insert(tx, Fragile::new(5), 99).map(drop),
+            &|tx| map.insert(tx, Fragile::new(100), 1).map(drop),
+            &|tx| map.remove(tx, &Fragile::new(20)).map(drop),
+        ];
+        for write in writes {
+            PANIC_AT.store(panic_at, SeqCst);
+            let outcome = catch_unwind(AssertUnwindSafe(|| atomically(|tx| write(tx))));
+            PANIC_AT.store(-1, SeqCst);
+            assert!(outcome.is_err(), "clone number {panic_at} panics");
+            assert_eq!(contents(&map), want, "nothing published");
+        }
+    }
+    drop(map);
+    // Every clone made, and every key, dropped once (after the collector's grace period).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while LIVE.load(SeqCst) != 0 && std::time::Instant::now() < deadline {
+        concord_stm::collect_garbage();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(LIVE.load(SeqCst), 0);
+}
+
 fn grow_and_shrink(map: TMap<u32, u32>) {
     const N: u32 = 5_000;
     let mut model = HashMap::new();
