@@ -287,6 +287,9 @@ impl Drop for Fragile {
     }
 }
 
+/// A transaction body that writes.
+type Write<'a> = dyn Fn(&mut Transaction<'_>) -> Stm<()> + 'a;
+
 /// A write whose copy of the bucket panics partway (a key's `clone`) publishes nothing and
 /// drops every clone it made once, whatever the write (overwrite, insertion, removal, a
 /// split) and wherever the panic.
@@ -307,7 +310,7 @@ fn tmap_write_that_panics_mid_copy_changes_nothing() {
     };
     let want = contents(&map);
     for panic_at in [0, 1, 7, 15, 16, 17, 30, 38] {
-        let writes: [&dyn Fn(&mut Transaction<'_>) -> Stm<()>; 3] = [
+        let writes: [&Write<'_>; 3] = [
             &|tx| map.insert(tx, Fragile::new(5), 99).map(drop),
             &|tx| map.insert(tx, Fragile::new(100), 1).map(drop),
             &|tx| map.remove(tx, &Fragile::new(20)).map(drop),
