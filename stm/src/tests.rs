@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::{abort, atomically, atomically_or_err, retry, Staged, TVar};
+use crate::{abort, atomically, atomically_or_err, retry, Staged, TVar, Transaction};
 
 /// Counts drops of values that carry it, to prove every value is dropped exactly once.
 #[derive(Debug)]
@@ -79,8 +79,12 @@ fn a_slice_of_tvars_holds_and_drops_its_values() {
     collect_until(|| drops.load(Ordering::SeqCst) == 6);
 }
 
-#[test]
-fn a_write_after_a_conflict_drops_its_value_once() {
+/// Forces a conflict in a transaction's first attempt, then has its body ignore the error and
+/// write `c` with `write`: the poisoned attempt must refuse the value and drop it at once, and
+/// the second attempt's value is the one committed.
+fn a_refused_write_drops_its_value_once(
+    write: impl Fn(&mut Transaction<'_>, &TVar<Counted>, Counted) -> crate::Stm<()>,
+) {
     let drops = Arc::new(AtomicUsize::new(0));
     let (a, b) = (TVar::new(0_u64), TVar::new(0_u64));
     let c = TVar::new(counted(0, &drops));
@@ -97,16 +101,24 @@ fn a_write_after_a_conflict_drops_its_value_once() {
             });
             assert!(tx.get(&b).is_err(), "the read of b conflicts");
             // The body ignores the error and writes: the value is refused and dropped.
-            assert!(tx.write(&c, counted(1, &drops)).is_err(), "a poisoned attempt refuses writes");
+            assert!(
+                write(tx, &c, counted(1, &drops)).is_err(),
+                "a poisoned attempt refuses writes"
+            );
             assert_eq!(drops.load(Ordering::SeqCst), 1, "the refused value is dropped at once");
             return tx.get(&b).map(drop);
         }
-        tx.write(&c, counted(2, &drops))
+        write(tx, &c, counted(2, &drops))
     });
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
     assert_eq!(c.with_atomic(|v| v.value), 2);
     drop(c);
     collect_until(|| drops.load(Ordering::SeqCst) == 3);
+}
+
+#[test]
+fn a_write_after_a_conflict_drops_its_value_once() {
+    a_refused_write_drops_its_value_once(|tx, var, value| tx.write(var, value));
 }
 
 #[test]
@@ -156,27 +168,7 @@ fn a_staged_value_whose_maker_panics_gives_its_box_back() {
 
 #[test]
 fn a_staged_write_after_a_conflict_drops_its_value_once() {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let (a, b) = (TVar::new(0_u64), TVar::new(0_u64));
-    let c = TVar::new(counted(0, &drops));
-    let interfered = std::sync::atomic::AtomicBool::new(false);
-    atomically(|tx| {
-        tx.get(&a)?;
-        if !interfered.swap(true, Ordering::SeqCst) {
-            std::thread::scope(|s| {
-                s.spawn(|| atomically(|tx| tx.write(&a, 1).and_then(|()| tx.write(&b, 1))));
-            });
-            assert!(tx.get(&b).is_err(), "the read of b conflicts");
-            let refused = tx.write_staged(&c, Staged::new(counted(1, &drops)));
-            assert!(refused.is_err(), "a poisoned attempt refuses writes");
-            assert_eq!(drops.load(Ordering::SeqCst), 1, "the refused value is dropped at once");
-            return tx.get(&b).map(drop);
-        }
-        tx.write_staged(&c, Staged::new(counted(2, &drops)))
-    });
-    assert_eq!(c.with_atomic(|v| v.value), 2);
-    drop(c);
-    collect_until(|| drops.load(Ordering::SeqCst) == 3);
+    a_refused_write_drops_its_value_once(|tx, var, value| tx.write_staged(var, Staged::new(value)));
 }
 
 #[test]
