@@ -4,7 +4,8 @@
 //! - `map_{ro,r90w10,r50w50}_{1,2}t`: lookups and overwrites of uniformly random keys of a
 //!   map of 100,000 `u64 -> u64` entries (100%, 90% or 50% lookups; a write sets an existing
 //!   key, so the size stays put), on 1 or 2 threads, for `concord::collections::TMap`
-//!   (one `atomically` per operation), `parking_lot::RwLock<std::collections::HashMap>`
+//!   (one `atomically` per operation; `concord_tmap_get_atomic`: lookups through
+//!   `TMap::get_atomic`, outside transactions), `parking_lot::RwLock<std::collections::HashMap>`
 //!   and `dashmap::DashMap`.
 //! - `bqueue_spsc_2t`: one producer thread sends `u64`s through a queue of capacity 200 to
 //!   one consumer thread: `TBQueue` (`atomically` per push and per pop, blocking with
@@ -22,7 +23,7 @@ use std::sync::{mpsc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use concord_benches::maps::{Map, KEYS};
+use concord_benches::maps::{Map, TMapGetAtomic, KEYS};
 use concord_benches::sched::{self, CpuTime};
 use concord_benches::XorShift;
 use concord_stm::collections::{TBQueue, TMap};
@@ -112,6 +113,7 @@ fn maps(c: &mut Criterion) {
             let mut g = c.benchmark_group(format!("map_{mix}_{threads}t"));
             g.throughput(Throughput::Elements(1));
             map_workload::<TMap<u64, u64>>(&mut g, threads, reads);
+            map_workload::<TMapGetAtomic>(&mut g, threads, reads);
             map_workload::<RwLock<HashMap<u64, u64>>>(&mut g, threads, reads);
             map_workload::<DashMap<u64, u64>>(&mut g, threads, reads);
             g.finish();

@@ -6,17 +6,19 @@
 //! of 100,000 `u64` entries; 100%, 90% or 50% lookups, the rest overwrites of existing keys;
 //! 1 and 2 threads), timed another way. Criterion times each contender for seconds, one after
 //! the other, and the hosts these figures come from change speed 2-3x within minutes, so a
-//! ratio of two criterion results can be off by as much. Here each round runs the three maps
-//! for `MS` milliseconds each, back to back, and the report gives, per workload, the quartiles
-//! over the rounds of `TMap`'s time per operation divided by the other map's in the same
-//! round: a slow phase of the host slows both sides of a round alike.
+//! ratio of two criterion results can be off by as much. Here each round runs the four maps
+//! (`TMap` with one `atomically` per operation, `TMap` with its lookups through
+//! `TMap::get_atomic`, and the two others) for `MS` milliseconds each, back to back, and the
+//! report gives, per workload, the quartiles over the rounds of each `TMap`'s time per
+//! operation divided by the other map's in the same round: a slow phase of the host slows
+//! both sides of a round alike.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use concord_benches::maps::{Map, KEYS};
+use concord_benches::maps::{Map, TMapGetAtomic, KEYS};
 use concord_benches::XorShift;
 use concord_stm::collections::TMap;
 use dashmap::DashMap;
@@ -62,45 +64,55 @@ fn main() {
     let rounds = numbers.first().copied().unwrap_or(15).max(1) as usize;
     let ms = numbers.get(1).copied().unwrap_or(200);
     let tmap = TMap::<u64, u64>::with_keys(KEYS);
+    let get_atomic = TMapGetAtomic::with_keys(KEYS);
     let rwlock = RwLock::<HashMap<u64, u64>>::with_keys(KEYS);
     let dashmap = DashMap::<u64, u64>::with_keys(KEYS);
     println!(
-        "{rounds} rounds of {ms} ms per map; TMap's time per operation over the other map's \
-         in the same round (quartiles); throughputs are medians"
+        "{rounds} rounds of {ms} ms per map; throughputs are medians over the rounds; ratios are \
+         a TMap's time per operation over the other map's in the same round (quartiles).\n\
+         TMap: one `atomically` per operation; get_atomic: lookups through `TMap::get_atomic`."
     );
     println!(
-        "{:<8} {:>7} {:>11} {:>11} {:>11} {:>20} {:>20}",
+        "{:<8} {:>3} {:>9} {:>9} {:>9} {:>9} | {:>16} {:>16} {:>16} {:>16}",
         "mix",
-        "threads",
+        "thr",
         "TMap M/s",
-        "RwLock M/s",
-        "dashmap M/s",
+        "get_at",
+        "RwLock",
+        "dashmap",
         "TMap / RwLock",
-        "TMap / dashmap"
+        "TMap / dashmap",
+        "get_at / RwLock",
+        "get_at / dashmap"
     );
     for (mix, reads) in [("ro", 10), ("r90w10", 9), ("r50w50", 5)] {
         for threads in [1, 2] {
-            let (mut t, mut r, mut d, mut vs_r, mut vs_d) =
-                (vec![], vec![], vec![], vec![], vec![]);
+            // Throughputs of TMap, get_atomic, RwLock and dashmap, round by round.
+            let mut rows: Vec<[f64; 4]> = Vec::with_capacity(rounds);
             for _ in 0..rounds {
-                let a = throughput(&tmap, threads, reads, ms);
-                let b = throughput(&rwlock, threads, reads, ms);
-                let c = throughput(&dashmap, threads, reads, ms);
-                vs_r.push(b / a);
-                vs_d.push(c / a);
-                t.push(a / 1e6);
-                r.push(b / 1e6);
-                d.push(c / 1e6);
+                rows.push([
+                    throughput(&tmap, threads, reads, ms),
+                    throughput(&get_atomic, threads, reads, ms),
+                    throughput(&rwlock, threads, reads, ms),
+                    throughput(&dashmap, threads, reads, ms),
+                ]);
             }
-            let q = |v| quartiles(v).map(|x| format!("{x:.2}")).join(" ");
-            let m = |v| quartiles(v)[1];
+            let median = |i: usize| quartiles(rows.iter().map(|r| r[i] / 1e6).collect())[1];
+            // Time of `ours` over time of `other`: the other's throughput over ours.
+            let ratio = |ours: usize, other: usize| {
+                let q = quartiles(rows.iter().map(|r| r[other] / r[ours]).collect());
+                q.map(|x| format!("{x:.2}")).join(" ")
+            };
             println!(
-                "{mix:<8} {threads:>7} {:>11.2} {:>11.2} {:>11.2} {:>20} {:>20}",
-                m(t),
-                m(r),
-                m(d),
-                q(vs_r),
-                q(vs_d)
+                "{mix:<8} {threads:>3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} | {:>16} {:>16} {:>16} {:>16}",
+                median(0),
+                median(1),
+                median(2),
+                median(3),
+                ratio(0, 2),
+                ratio(0, 3),
+                ratio(1, 2),
+                ratio(1, 3)
             );
         }
     }

@@ -1,7 +1,8 @@
 //! The maps of the collections benchmarks (`benches/collections.rs`, `benches/map_paired.rs`):
 //! one trait with the two operations the workloads use, for `concord_stm::collections::TMap`
-//! (one `atomically` per operation), `parking_lot::RwLock<std::collections::HashMap>` and
-//! `dashmap::DashMap`, all with `u64` keys and values and their default hashers.
+//! (one `atomically` per operation, or lookups outside transactions: [`TMapGetAtomic`]),
+//! `parking_lot::RwLock<std::collections::HashMap>` and `dashmap::DashMap`, all with `u64`
+//! keys and values and their default hashers.
 
 use std::collections::HashMap;
 
@@ -57,6 +58,25 @@ impl Map for TMap<u64, u64> {
     }
     fn set(&self, key: u64, value: u64) {
         atomically(|tx| self.insert(tx, key, value).map(drop));
+    }
+}
+
+/// `TMap` as a program whose lookups are each a transaction by themselves would use it:
+/// lookups through [`TMap::get_atomic`] (no transaction: no snapshot, no read log), writes
+/// as the `TMap` contender makes them, one `atomically` each.
+#[derive(Debug)]
+pub struct TMapGetAtomic(pub TMap<u64, u64>);
+
+impl Map for TMapGetAtomic {
+    const NAME: &'static str = "concord_tmap_get_atomic";
+    fn with_keys(n: u64) -> Self {
+        TMapGetAtomic(TMap::with_keys(n))
+    }
+    fn get(&self, key: u64) -> Option<u64> {
+        self.0.get_atomic(&key)
+    }
+    fn set(&self, key: u64, value: u64) {
+        self.0.set(key, value);
     }
 }
 

@@ -586,3 +586,57 @@ fn transactions_that_read_one_tvar_leave_the_clock_alone() {
     let advanced = crate::clock::CLOCK.now() - before;
     assert!(advanced < n / 2, "the clock moved by {advanced} over {n} single-TVar increments");
 }
+
+/// Hashes a `u32` key `k` to `k << 5`: every key falls in root slot 0 of a `TMap::new()`
+/// (32 root slots) and the keys spread one level down, so 33 keys split that slot.
+#[derive(Clone, Copy, Default)]
+struct OneRootSlot(u64);
+
+impl std::hash::Hasher for OneRootSlot {
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u32 keys are hashed")
+    }
+    fn write_u32(&mut self, k: u32) {
+        self.0 = u64::from(k) << 5;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Lookups outside transactions (`TMap::with_atomic`) read values, through nodes, while
+/// another thread rewrites every entry, splits the slot holding them and cuts the node off
+/// with `clear`: every value lent must be alive and whole (Miri checks the memory), and
+/// each lookup finds its key (writes and clears come with refills in one transaction).
+#[test]
+fn map_lookups_outside_transactions_read_live_values_across_splits_and_clears() {
+    use crate::collections::TMap;
+    const KEYS: u32 = 40;
+    let rounds = if cfg!(miri) { 4 } else { 200 };
+    let map = TMap::with_hasher(std::hash::BuildHasherDefault::<OneRootSlot>::default());
+    let fill = |tx: &mut Transaction<'_>, round: u32| {
+        (0..KEYS).try_for_each(|k| map.insert(tx, k, format!("{round}:{k}")).map(drop))
+    };
+    atomically(|tx| fill(tx, 0));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 1..=rounds {
+                atomically(|tx| {
+                    if round % 2 == 0 {
+                        map.clear(tx)?;
+                    }
+                    fill(tx, round)
+                });
+            }
+        });
+        for i in 0..rounds * KEYS {
+            let k = i % KEYS;
+            let suffix = format!(":{k}");
+            map.with_atomic(&k, |v| {
+                let v = v.unwrap_or_else(|| panic!("key {k} missing"));
+                assert!(v.ends_with(&suffix), "key {k} holds {v}");
+            });
+        }
+    });
+    assert_eq!(map.get_atomic(&7), Some(format!("{rounds}:7")));
+}

@@ -187,6 +187,14 @@ fn map_matches_model_on<S: BuildHasher>(
         if seen != expected {
             return TestResult::error(format!("batch {chunk:?}: got {seen:?}, model {expected:?}"));
         }
+        // Outside transactions, lookups see what the batch committed.
+        for &(_, k, x) in chunk {
+            let k = key(k, x);
+            let (got, want) = (map.get_atomic(&k), model.get(&k).copied());
+            if got != want || map.with_atomic(&k, |v| v.is_some()) != want.is_some() {
+                return TestResult::error(format!("get_atomic({k}): {got:?}, model {want:?}"));
+            }
+        }
     }
     let entries = atomically(|tx| map_entries(&map, tx));
     let len = atomically(|tx| map.len(tx));
@@ -245,6 +253,22 @@ fn tmap_grows_and_shrinks() {
 
 /// An update that leaves an absent key absent, and a removal of an absent key, write nothing:
 /// their transactions commit read-only.
+#[test]
+fn tmap_lookups_outside_a_transaction_panic_inside_one() {
+    let map: TMap<u32, u32> = TMap::new();
+    atomically(|tx| map.insert(tx, 1, 10).map(drop));
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        atomically(|tx| {
+            map.insert(tx, 1, 11)?;
+            Ok(map.get_atomic(&1))
+        })
+    }))
+    .unwrap_err();
+    let msg = concord_tests::panic_message(&*payload);
+    assert!(msg.contains("inside a transaction"), "{msg}");
+    assert_eq!(map.get_atomic(&1), Some(10), "the panicking attempt's write is discarded");
+}
+
 #[test]
 fn tmap_writes_nothing_for_an_absent_key_that_stays_absent() {
     let map: TMap<u32, u32> = TMap::new();
@@ -357,7 +381,9 @@ fn grow_and_shrink(map: TMap<u32, u32>) {
     want.sort_unstable();
     assert_eq!(entries, want);
     for k in 0..N {
-        assert_eq!(atomically(|tx| map.get(tx, &k)), (k % 2 == 1).then_some(k * 2 + 1));
+        let want = (k % 2 == 1).then_some(k * 2 + 1);
+        assert_eq!(atomically(|tx| map.get(tx, &k)), want);
+        assert_eq!(map.get_atomic(&k), want);
     }
     atomically(|tx| map.clear(tx));
     assert_eq!(atomically(|tx| map.len(tx)), 0);

@@ -473,6 +473,114 @@ fn tmap_transfers_conserve_the_total() {
     assert_eq!(total, INITIAL * i64::from(KEYS));
 }
 
+/// One thread inserts keys 0, 1, 2, ... into a map that starts small, one transaction each
+/// (so its buckets split into nodes as it grows), and another overwrites keys already in;
+/// a reader looking keys up outside transactions (`get_atomic`) must see a prefix: once
+/// key `k` is there, every smaller key is, with its value.
+#[test]
+fn tmap_get_atomic_sees_a_prefix_of_ordered_insertions() {
+    let keys = scaled(30_000, 5_000) as u32;
+    let map = Arc::new(TMap::<u32, u32>::new());
+    let inserted = Arc::new(AtomicUsize::new(0));
+    let (map2, inserted2) = (map.clone(), inserted.clone());
+    let seed = seed("tmap get_atomic prefix");
+    run_within(HANG, "tmap get_atomic prefix", move || {
+        let (map, inserted) = (&*map2, &*inserted2);
+        let barrier = Barrier::new(3);
+        thread::scope(|s| {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                for k in 0..keys {
+                    assert!(atomically(|tx| map.insert(tx, k, k)), "key {k} inserted twice");
+                    inserted.store(k as usize + 1, Ordering::Release);
+                }
+            });
+            s.spawn(move || {
+                let mut rng = SmallRng::seed_from_u64(seed);
+                barrier.wait();
+                while inserted.load(Ordering::Acquire) < keys as usize {
+                    let n = inserted.load(Ordering::Acquire);
+                    if n > 0 {
+                        let k = rng.gen_range(0..n) as u32;
+                        assert!(!atomically(|tx| map.insert(tx, k, k)), "key {k} was absent");
+                    }
+                }
+            });
+            let mut rng = SmallRng::seed_from_u64(seed ^ 1);
+            barrier.wait();
+            let mut seen = 0; // keys 0..seen were all found
+            let mut lookups = 0_u64;
+            while seen < keys {
+                // Find the newest key, then look up an older one at random.
+                while seen < keys && map.get_atomic(&seen) == Some(seen) {
+                    seen += 1;
+                }
+                if seen > 0 {
+                    let k = rng.gen_range(0..seen);
+                    assert_eq!(map.get_atomic(&k), Some(k), "key {k} lost (keys 0..{seen} seen)");
+                    lookups += 1;
+                }
+            }
+            println!("tmap get_atomic prefix: {lookups} lookups of older keys");
+        });
+    });
+}
+
+/// One thread replaces a map's whole contents in each transaction (`clear`, then every key
+/// again, all with the round's number; the buckets split into nodes and `clear` cuts them
+/// off), another rewrites single keys with the value they hold. A reader looking keys up
+/// outside transactions must always find them, with a round number that never goes down
+/// from one lookup to the next: a lookup that went down a node being cut off, or saw a
+/// write to it after the cut, would break that.
+#[test]
+fn tmap_get_atomic_is_linearizable_across_clears() {
+    const KEYS: u32 = 2_048; // 64 per root slot of a `TMap::new()`: every one splits
+    let rounds = scaled(300, 40);
+    let map = Arc::new(TMap::<u32, u64>::new());
+    atomically(|tx| (0..KEYS).try_for_each(|k| map.insert(tx, k, 0).map(drop)));
+    let done = Arc::new(AtomicBool::new(false));
+    let (map2, done2) = (map.clone(), done.clone());
+    let seed = seed("tmap get_atomic clears");
+    run_within(HANG, "tmap get_atomic clears", move || {
+        let (map, done) = (&*map2, &*done2);
+        let barrier = Barrier::new(3);
+        thread::scope(|s| {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                for round in 1..=rounds {
+                    atomically(|tx| {
+                        map.clear(tx)?;
+                        (0..KEYS).try_for_each(|k| map.insert(tx, k, round).map(drop))
+                    });
+                }
+                done.store(true, Ordering::Release);
+            });
+            s.spawn(move || {
+                let mut rng = SmallRng::seed_from_u64(seed);
+                barrier.wait();
+                while !done.load(Ordering::Acquire) {
+                    let k = rng.gen_range(0..KEYS);
+                    atomically(|tx| map.update(tx, k, |v| v.copied()));
+                }
+            });
+            let mut rng = SmallRng::seed_from_u64(seed ^ 1);
+            barrier.wait();
+            let (mut last, mut lookups) = (0, 0_u64);
+            while !done.load(Ordering::Acquire) {
+                let k = rng.gen_range(0..KEYS);
+                let round = map.get_atomic(&k).unwrap_or_else(|| panic!("key {k} missing"));
+                assert!(round >= last, "key {k} at round {round} after a lookup saw {last}");
+                last = round;
+                lookups += 1;
+            }
+            println!("tmap get_atomic clears: {lookups} lookups, last round seen {last}");
+        });
+    });
+    assert_eq!(map.get_atomic(&0), Some(rounds));
+}
+
 // ---------------------------------------------------------------------------------------
 // TSem
 

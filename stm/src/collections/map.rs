@@ -159,7 +159,9 @@ where
 ///
 /// All operations run inside a transaction ([`atomically`](crate::atomically)) and compose
 /// with any other transactional operation: move an entry between two maps, or insert only
-/// if a queue is not full, atomically.
+/// if a queue is not full, atomically. A lookup that is a whole transaction by itself can
+/// skip the transaction: [`get_atomic`](Self::get_atomic) and
+/// [`with_atomic`](Self::with_atomic) (like [`TVar::read_atomic`]) are cheaper.
 ///
 /// The map is a hash trie whose nodes are arrays of 32 `TVar` slots; a slot holds a bucket
 /// of about 32 entries at most or a child node, and a full bucket splits into a node by rewriting
@@ -193,6 +195,9 @@ where
 ///   with every insertion of a new key and every removal.
 /// - [`iter`](Self::iter) reads every slot it passes: it conflicts with every write.
 /// - [`clear`](Self::clear) writes the root and every stripe: it conflicts with everything.
+/// - [`get_atomic`](Self::get_atomic) and [`with_atomic`](Self::with_atomic) run outside
+///   transactions and make none abort; they wait while a commit to their key's bucket is
+///   being published.
 ///
 /// # Examples
 ///
@@ -322,6 +327,103 @@ where
         let hash = self.hasher.hash_one(key);
         let found = self.locate(tx, hash)?;
         Ok(find(found.bucket, hash, key).map(|i| &found.bucket.get(i).value))
+    }
+
+    /// Lends `f` the value of `key` (`None` if absent) as of one instant, outside any
+    /// transaction: the map's counterpart of [`TVar::with_atomic`].
+    ///
+    /// For a lookup that is a whole transaction by itself, this is cheaper than
+    /// `atomically(|tx| map.read(tx, key) ...)`: it takes no snapshot and logs nothing, and
+    /// reads each slot on the key's path as `TVar::with_atomic` does. The result is
+    /// linearizable: it is the key's value at some instant between the call and its return.
+    /// It waits (spinning, then yielding) while a commit to the key's bucket is in progress.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called inside a transaction on this thread: use [`read`](Self::read) there,
+    /// so that the lookup joins the transaction's snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::atomically;
+    /// use concord_stm::collections::TMap;
+    ///
+    /// let m: TMap<String, Vec<u8>> = TMap::new();
+    /// atomically(|tx| m.insert(tx, "k".to_owned(), vec![1, 2, 3]).map(drop));
+    /// assert_eq!(m.with_atomic("k", |v| v.map(Vec::len)), Some(3));
+    /// assert_eq!(m.with_atomic("absent", |v| v.is_some()), false);
+    /// ```
+    pub fn with_atomic<Q, R>(&self, key: &Q, f: impl FnOnce(Option<&V>) -> R) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        self.with_atomic_below(&self.root[self.shape.index(hash, 0)], 0, hash, key, f)
+    }
+
+    /// A clone of the value of `key` (`None` if absent) as of one instant, outside any
+    /// transaction: see [`with_atomic`](Self::with_atomic).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called inside a transaction on this thread: use [`get`](Self::get) there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::atomically;
+    /// use concord_stm::collections::TMap;
+    ///
+    /// let m: TMap<u64, u64> = TMap::with_capacity(1000);
+    /// atomically(|tx| m.insert(tx, 7, 49).map(drop));
+    /// assert_eq!(m.get_atomic(&7), Some(49));
+    /// assert_eq!(m.get_atomic(&8), None);
+    /// ```
+    pub fn get_atomic<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.with_atomic(key, |v| v.cloned())
+    }
+
+    /// `with_atomic` from the slot `var`, at `depth`, down.
+    ///
+    /// Why a walk of single-TVar reads is linearizable: a slot that holds a node is only ever
+    /// overwritten by `clear` (splits replace buckets, nodes are never merged), and once
+    /// `clear` has cut a node off, no transaction that commits after it writes the node: a
+    /// writer of one of the node's slots read the slot that pointed at the node, and its
+    /// commit validates that read while holding its own locks. The one writer that may still
+    /// publish into the node after the cut validated before `clear` locked the slot; it is
+    /// ordered before the `clear`, and a lookup that reads its value read the old path before
+    /// the cut, so it is ordered between the two. So the value read last is the key's value at
+    /// an instant while the path led to it. Each `TVar::with_atomic` pins until it returns,
+    /// so the nodes above stay allocated (INV-RECLAIM).
+    fn with_atomic_below<Q, R>(
+        &self,
+        var: &TVar<Slot<K, V>>,
+        depth: u32,
+        hash: u64,
+        key: &Q,
+        f: impl FnOnce(Option<&V>) -> R,
+    ) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        var.with_atomic(|slot| {
+            prefetch_rest(slot);
+            match slot {
+                Slot::Bucket(bucket) => f(find(bucket, hash, key).map(|i| &bucket.get(i).value)),
+                Slot::Node(children) => {
+                    let child = &children[self.shape.index(hash, depth + 1)];
+                    self.with_atomic_below(child, depth + 1, hash, key, f)
+                }
+            }
+        })
     }
 
     /// A clone of the value of `key`, or `None` if absent.
