@@ -526,6 +526,28 @@ fn a_destructor_run_after_an_attempt_nests_its_transactions() {
 }
 
 #[test]
+fn a_destructor_run_after_an_attempt_may_read_outside_transactions() {
+    // The rolled-back value is dropped after the attempt, while the thread's context is busy
+    // but outside the body: not inside a transaction, so `with_atomic` reads (and pins) there.
+    struct ReadsOnDrop(Arc<TVar<String>>, Arc<std::sync::Mutex<Option<String>>>);
+    impl Drop for ReadsOnDrop {
+        fn drop(&mut self) {
+            *self.1.lock().unwrap() = Some(self.0.with_atomic(|s| s.clone()));
+        }
+    }
+    let name = Arc::new(TVar::new(String::from("kept")));
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let v = TVar::new(None::<ReadsOnDrop>);
+    let r: Result<(), ()> = atomically_or_err(|tx| {
+        tx.write(&name, String::from("rolled back"))?;
+        tx.write(&v, Some(ReadsOnDrop(name.clone(), seen.clone())))?;
+        abort(())
+    });
+    assert!(r.is_err());
+    assert_eq!(seen.lock().unwrap().as_deref(), Some("kept"));
+}
+
+#[test]
 fn a_destructor_run_at_thread_exit_nests_its_transactions() {
     // Thread-local destructors run in reverse order of registration: touching `PROBE` before
     // the thread's first transaction makes it drop after the transaction context, when

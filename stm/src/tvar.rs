@@ -194,14 +194,14 @@ impl<T: Send + Sync + 'static> TVar<T> {
     ///
     /// Panics if called inside a transaction on this thread (see `read_atomic`).
     pub fn with_atomic<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        crate::tx::assert_not_in_transaction("TVar::read_atomic");
         if is_inline::<T>() {
+            crate::tx::assert_not_in_transaction("TVar::read_atomic");
             // A copy of the word: nothing to dereference, so no pin.
             let word = stable_value(self.core());
             // SAFETY: this TVar's words are made by `to_word::<T>` (INV-INLINE).
             return f(&unsafe { inline::from_word::<T>(word.cast()) });
         }
-        let guard = reclaim::pin();
+        let guard = crate::tx::pin_outside_transaction("TVar::read_atomic");
         let ptr = stable_value(self.core());
         // SAFETY: `guard` pins this thread and was taken before `stable_value` loaded `ptr`;
         // the value is freed no earlier than every such pin ends (INV-RECLAIM) and is never

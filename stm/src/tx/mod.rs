@@ -220,6 +220,36 @@ pub(crate) fn in_transaction() -> bool {
     false
 }
 
+/// Pins the calling thread for a read outside any transaction (`TVar::with_atomic`), and
+/// panics with a clear message (naming `what`) inside a transaction body: one look-up of the
+/// thread-local context for both, the pin through the context's registered handle.
+#[cfg(not(loom))]
+#[track_caller]
+#[inline]
+pub(crate) fn pin_outside_transaction(what: &str) -> Guard {
+    // `None`: the context is mid-attempt outside its body or gone; the general path below
+    // finds the temporary context, if any.
+    let common = CONTEXT.try_with(|ctx| {
+        if ctx.is_busy_outside_body() {
+            return None;
+        }
+        Some((!ctx.active.get()).then(|| ctx.handle.pin()))
+    });
+    match common {
+        Ok(Some(Some(guard))) => guard,
+        _ => {
+            assert_not_in_transaction(what);
+            reclaim::pin()
+        }
+    }
+}
+
+/// Under loom, models never run a transaction on the thread-local context.
+#[cfg(loom)]
+pub(crate) fn pin_outside_transaction(_what: &str) -> Guard {
+    reclaim::pin()
+}
+
 /// Panics with a clear message if called inside a transaction body.
 #[track_caller]
 pub(crate) fn assert_not_in_transaction(what: &str) {
