@@ -51,6 +51,11 @@ impl<T: 'static> Drop for Core<T> {
     }
 }
 
+/// What a read outside transactions is called in the panic that refuses one inside a
+/// transaction: `with_atomic` serves `TVar::read_atomic` and the collections' lookups alike.
+const OUTSIDE_READ: &str = "a read outside transactions (`TVar::read_atomic` or `with_atomic`, \
+     or a collection's `*_atomic` lookup such as `TMap::get_atomic`)";
+
 /// A transactional variable holding a `T`.
 ///
 /// Read and write it inside [`atomically`](crate::atomically) with
@@ -180,6 +185,7 @@ impl<T: Send + Sync + 'static> TVar<T> {
     ///
     /// Panics if called inside a transaction on this thread: read through the transaction
     /// (`tx.get(&v)`) so that the read is part of its snapshot.
+    #[track_caller]
     pub fn read_atomic(&self) -> T
     where
         T: Clone,
@@ -193,15 +199,16 @@ impl<T: Send + Sync + 'static> TVar<T> {
     /// # Panics
     ///
     /// Panics if called inside a transaction on this thread (see `read_atomic`).
+    #[track_caller]
     pub fn with_atomic<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         if is_inline::<T>() {
-            crate::tx::assert_not_in_transaction("TVar::read_atomic");
+            crate::tx::assert_not_in_transaction(OUTSIDE_READ);
             // A copy of the word: nothing to dereference, so no pin.
             let word = stable_value(self.core());
             // SAFETY: this TVar's words are made by `to_word::<T>` (INV-INLINE).
             return f(&unsafe { inline::from_word::<T>(word.cast()) });
         }
-        let guard = crate::tx::pin_outside_transaction("TVar::read_atomic");
+        let guard = crate::tx::pin_outside_transaction(OUTSIDE_READ);
         let ptr = stable_value(self.core());
         // SAFETY: `guard` pins this thread and was taken before `stable_value` loaded `ptr`;
         // the value is freed no earlier than every such pin ends (INV-RECLAIM) and is never

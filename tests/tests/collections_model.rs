@@ -265,7 +265,8 @@ fn tmap_lookups_outside_a_transaction_panic_inside_one() {
     }))
     .unwrap_err();
     let msg = concord_tests::panic_message(&*payload);
-    assert!(msg.contains("inside a transaction"), "{msg}");
+    assert!(msg.contains("`TMap::get_atomic`) called inside a transaction"), "{msg}");
+    assert!(msg.contains("map.get(tx, &key)"), "the message names the fix: {msg}");
     assert_eq!(map.get_atomic(&1), Some(10), "the panicking attempt's write is discarded");
 }
 
@@ -425,6 +426,12 @@ fn tset_matches_hashset() {
                 .collect();
             if seen != expected {
                 return TestResult::error(format!("{chunk:?}: got {seen:?}, model {expected:?}"));
+            }
+            for &(_, k, x) in chunk {
+                let k = key(k, x);
+                if set.contains_atomic(&k) != model.contains(&k) {
+                    return TestResult::error(format!("contains_atomic({k}) disagrees"));
+                }
             }
         }
         let mut keys: Vec<u16> =

@@ -415,7 +415,8 @@ fn read_atomic_inside_a_transaction_panics_clearly() {
     }))
     .unwrap_err();
     let msg = panic_message(&*payload);
-    assert!(msg.contains("read_atomic called inside a transaction"), "{msg}");
+    assert!(msg.contains("`TVar::read_atomic`"), "the message names the call: {msg}");
+    assert!(msg.contains("called inside a transaction"), "{msg}");
     assert!(msg.contains("tx.get"), "the message names the fix: {msg}");
     assert_eq!(v.read_atomic(), 1, "the panicking attempt's write is discarded");
 

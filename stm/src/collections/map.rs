@@ -354,6 +354,7 @@ where
     /// assert_eq!(m.with_atomic("k", |v| v.map(Vec::len)), Some(3));
     /// assert_eq!(m.with_atomic("absent", |v| v.is_some()), false);
     /// ```
+    #[track_caller]
     pub fn with_atomic<Q, R>(&self, key: &Q, f: impl FnOnce(Option<&V>) -> R) -> R
     where
         K: Borrow<Q>,
@@ -381,6 +382,7 @@ where
     /// assert_eq!(m.get_atomic(&7), Some(49));
     /// assert_eq!(m.get_atomic(&8), None);
     /// ```
+    #[track_caller]
     pub fn get_atomic<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -396,12 +398,13 @@ where
     /// overwritten by `clear` (splits replace buckets, nodes are never merged), and once
     /// `clear` has cut a node off, no transaction that commits after it writes the node: a
     /// writer of one of the node's slots read the slot that pointed at the node, and its
-    /// commit validates that read while holding its own locks. The one writer that may still
-    /// publish into the node after the cut validated before `clear` locked the slot; it is
-    /// ordered before the `clear`, and a lookup that reads its value read the old path before
-    /// the cut, so it is ordered between the two. So the value read last is the key's value at
+    /// commit validates that read while holding its own locks. A writer that still publishes
+    /// into the node after the cut validated before `clear` locked the slot: it is ordered
+    /// before the `clear`, and a lookup that reads its value read the old path before the
+    /// cut, so it is ordered between the two. So the value read last is the key's value at
     /// an instant while the path led to it. Each `TVar::with_atomic` pins until it returns,
     /// so the nodes above stay allocated (INV-RECLAIM).
+    #[track_caller]
     fn with_atomic_below<Q, R>(
         &self,
         var: &TVar<Slot<K, V>>,

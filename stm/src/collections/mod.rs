@@ -14,6 +14,10 @@
 //! [`retry`](crate::retry): the transaction sleeps until what it read changes, and
 //! [`Transaction::or_else`](crate::Transaction::or_else) can try something else instead.
 //! Each has a non-blocking `try_` twin that returns an `Option` (or hands the item back).
+//! The exceptions are lookups that are a whole transaction by themselves:
+//! [`TMap::get_atomic`], [`TMap::with_atomic`] and [`TSet::contains_atomic`] read one key
+//! outside any transaction, as [`TVar::read_atomic`](crate::TVar::read_atomic) reads one
+//! `TVar`, for less than an `atomically` costs.
 //!
 //! Published values are immutable and shared, so taking an item out of a queue or a
 //! [`TMVar`] clones it (those operations need `T: Clone`), and so does a [`TMap`] write,

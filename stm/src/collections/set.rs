@@ -119,6 +119,34 @@ where
         self.map.contains_key(tx, key)
     }
 
+    /// Whether the set holds `key` at one instant, checked outside any transaction: see
+    /// [`TMap::with_atomic`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if called inside a transaction on this thread: use [`contains`](Self::contains)
+    /// there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concord_stm::atomically;
+    /// use concord_stm::collections::TSet;
+    ///
+    /// let seen = TSet::new();
+    /// atomically(|tx| seen.insert(tx, "a").map(drop));
+    /// assert!(seen.contains_atomic("a"));
+    /// assert!(!seen.contains_atomic("b"));
+    /// ```
+    #[track_caller]
+    pub fn contains_atomic<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.with_atomic(key, |v| v.is_some())
+    }
+
     /// The number of keys.
     ///
     /// # Errors

@@ -256,7 +256,8 @@ pub(crate) fn assert_not_in_transaction(what: &str) {
     if in_transaction() {
         panic!(
             "{what} called inside a transaction: read through the transaction instead \
-             (`tx.read(&v)` / `tx.get(&v)`), so the read joins its snapshot"
+             (`tx.read(&v)` / `tx.get(&v)`; for a map, `map.get(tx, &key)`), so the read \
+             joins its snapshot"
         );
     }
 }
