@@ -99,5 +99,5 @@ pub use crate::atomically::{
 };
 pub use crate::error::{abort, check, retry, Abort, Control, Stm, StmError, StmResult};
 pub use crate::staged::Staged;
-pub use crate::tvar::TVar;
+pub use crate::tvar::{Stamp, TVar};
 pub use crate::tx::Transaction;

@@ -629,25 +629,27 @@ impl std::hash::Hasher for OneRootSlot {
 /// Lookups outside transactions (`TMap::with_atomic`) read values, through nodes, while
 /// another thread rewrites every entry, splits the slot holding them and cuts the node off
 /// with `clear`: every value lent must be alive and whole (Miri checks the memory), and
-/// each lookup finds its key (writes and clears come with refills in one transaction).
+/// each lookup finds its key (writes and clears come with refills in one transaction), never
+/// with a value written into a node that the same transaction then cut off.
 #[test]
 fn map_lookups_outside_transactions_read_live_values_across_splits_and_clears() {
     use crate::collections::TMap;
     const KEYS: u32 = 40;
     let rounds = if cfg!(miri) { 4 } else { 200 };
     let map = TMap::with_hasher(std::hash::BuildHasherDefault::<OneRootSlot>::default());
-    let fill = |tx: &mut Transaction<'_>, round: u32| {
+    let fill = |tx: &mut Transaction<'_>, round: &str| {
         (0..KEYS).try_for_each(|k| map.insert(tx, k, format!("{round}:{k}")).map(drop))
     };
-    atomically(|tx| fill(tx, 0));
+    atomically(|tx| fill(tx, "0"));
     std::thread::scope(|s| {
         s.spawn(|| {
             for round in 1..=rounds {
                 atomically(|tx| {
                     if round % 2 == 0 {
+                        fill(tx, "cut")?;
                         map.clear(tx)?;
                     }
-                    fill(tx, round)
+                    fill(tx, &round.to_string())
                 });
             }
         });
@@ -656,9 +658,37 @@ fn map_lookups_outside_transactions_read_live_values_across_splits_and_clears() 
             let suffix = format!(":{k}");
             map.with_atomic(&k, |v| {
                 let v = v.unwrap_or_else(|| panic!("key {k} missing"));
-                assert!(v.ends_with(&suffix), "key {k} holds {v}");
+                assert!(v.ends_with(&suffix) && !v.starts_with("cut"), "key {k} holds {v}");
             });
         }
     });
     assert_eq!(map.get_atomic(&7), Some(format!("{rounds}:7")));
+}
+
+#[test]
+fn a_stamp_tells_whether_a_tvar_was_written_since() {
+    use crate::Stamp;
+    fn stamp_of<T: Send + Sync + 'static>(v: &TVar<T>) -> Stamp {
+        v.with_atomic_stamped(|_, stamp| stamp)
+    }
+    let boxed = TVar::new(String::from("a"));
+    let inline = TVar::new(7_u64);
+    let (b, i) = (stamp_of(&boxed), stamp_of(&inline));
+    assert!(boxed.unchanged_since(b) && inline.unchanged_since(i));
+    // A transaction that wrote both and aborted changed nothing.
+    let r: Result<(), ()> = atomically_or_err(|tx| {
+        tx.write(&boxed, String::from("b"))?;
+        tx.write(&inline, 8)?;
+        abort(())
+    });
+    assert!(r.is_err());
+    assert!(boxed.unchanged_since(b) && inline.unchanged_since(i));
+    // A commit of the same values is a change: another commit wrote them.
+    atomically(|tx| {
+        tx.write(&boxed, String::from("a"))?;
+        tx.write(&inline, 7)
+    });
+    assert!(!boxed.unchanged_since(b) && !inline.unchanged_since(i));
+    assert_eq!(boxed.with_atomic_stamped(|s, stamp| (s.clone(), stamp)).1, stamp_of(&boxed));
+    assert!(boxed.unchanged_since(stamp_of(&boxed)));
 }

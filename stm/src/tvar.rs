@@ -56,6 +56,11 @@ impl<T: 'static> Drop for Core<T> {
 const OUTSIDE_READ: &str = "a read outside transactions (`TVar::read_atomic` or `with_atomic`, \
      or a collection's `*_atomic` lookup such as `TMap::get_atomic`)";
 
+/// Which commit wrote the value a read outside transactions found in a TVar (its lock
+/// word then): from [`TVar::with_atomic_stamped`], for [`TVar::unchanged_since`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp(u64);
+
 /// A transactional variable holding a `T`.
 ///
 /// Read and write it inside [`atomically`](crate::atomically) with
@@ -200,23 +205,70 @@ impl<T: Send + Sync + 'static> TVar<T> {
     ///
     /// Panics if called inside a transaction on this thread (see `read_atomic`).
     #[track_caller]
+    #[inline]
     pub fn with_atomic<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        self.with_atomic_stamped(|value, _| f(value))
+    }
+
+    /// Like [`with_atomic`](Self::with_atomic), and lends `f` the [`Stamp`] of the value too:
+    /// with [`unchanged_since`](Self::unchanged_since), a read of several TVars outside
+    /// transactions can check that the ones it read first still held their values when it
+    /// read the last (as a seqlock reader does).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called inside a transaction on this thread (see `read_atomic`).
+    ///
+    /// # Examples
+    ///
+    /// Follow a pointer from one TVar to another and return a pair that was current at one
+    /// instant, or `None` if the first changed meanwhile:
+    ///
+    /// ```
+    /// use concord_stm::TVar;
+    ///
+    /// let second = TVar::new(String::from("b"));
+    /// let first = TVar::new((String::from("a"), second.clone()));
+    /// let pair = first.with_atomic_stamped(|(a, next), stamp| {
+    ///     let b = next.read_atomic();
+    ///     first.unchanged_since(stamp).then(|| (a.clone(), b))
+    /// });
+    /// assert_eq!(pair, Some(("a".to_owned(), "b".to_owned())));
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub fn with_atomic_stamped<R>(&self, f: impl FnOnce(&T, Stamp) -> R) -> R {
         if is_inline::<T>() {
             crate::tx::assert_not_in_transaction(OUTSIDE_READ);
             // A copy of the word: nothing to dereference, so no pin.
-            let word = stable_value(self.core());
+            let (word, lock) = stable_value(self.core());
             // SAFETY: this TVar's words are made by `to_word::<T>` (INV-INLINE).
-            return f(&unsafe { inline::from_word::<T>(word.cast()) });
+            return f(&unsafe { inline::from_word::<T>(word.cast()) }, Stamp(lock));
         }
         let guard = crate::tx::pin_outside_transaction(OUTSIDE_READ);
-        let ptr = stable_value(self.core());
+        let (ptr, lock) = stable_value(self.core());
         // SAFETY: `guard` pins this thread and was taken before `stable_value` loaded `ptr`;
         // the value is freed no earlier than every such pin ends (INV-RECLAIM) and is never
         // mutated after publication (INV-PUBLISHED).
         let value = unsafe { &*ptr };
-        let out = f(value);
+        let out = f(value, Stamp(lock));
         drop(guard);
         out
+    }
+
+    /// Whether this TVar still holds the value that the read which gave `stamp` found, and
+    /// no commit is writing it (INV-STAMP). Use it after reading other TVars: if it holds,
+    /// the value `stamp` came with was current until after those reads.
+    ///
+    /// `stamp` must come from a read of this TVar; from another one, the answer means
+    /// nothing.
+    #[inline]
+    pub fn unchanged_since(&self, stamp: Stamp) -> bool {
+        // Acquire: loaded after, and ordered after, the reads made since `stamp` (their loads
+        // are Acquire too). A committer locks this TVar before it publishes any of its
+        // values, so a reader that saw one of them finds the lock or the new version here;
+        // pairs with the Release stores that unlock in `commit::publish`.
+        same_state(stamp.0, self.core().header.lock.load(Ordering::Acquire))
     }
 
     /// Whether `self` and `other` are handles to the same TVar.
@@ -248,9 +300,10 @@ pub(crate) fn value_word<T: 'static>(value: T) -> (*mut (), recycle::Disposal) {
     }
 }
 
-/// Loads a value pointer that is current at one instant: the lock word was unlocked and
-/// unchanged around the pointer load (INV-VERSION). Spins, then yields, while locked.
-pub(crate) fn stable_value<T: 'static>(core: &Core<T>) -> *mut T {
+/// Loads a value pointer that is current at one instant, with the lock word it was loaded
+/// under: the word was unlocked and unchanged around the pointer load (INV-VERSION). Spins,
+/// then yields, while locked.
+pub(crate) fn stable_value<T: 'static>(core: &Core<T>) -> (*mut T, u64) {
     let mut spins = 0_u32;
     loop {
         // Acquire pairs with the Release store that unlocks in `commit::publish` (and the
@@ -262,7 +315,7 @@ pub(crate) fn stable_value<T: 'static>(core: &Core<T>) -> *mut T {
             let ptr = core.value.load(Ordering::Acquire);
             let after = core.header.lock.load(Ordering::Acquire);
             if same_state(before, after) {
-                return ptr;
+                return (ptr, before);
             }
         }
         spins += 1;

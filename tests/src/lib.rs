@@ -290,3 +290,67 @@ pub mod bounds {
     //! assert_eq!(format!("{e:?}"), "StmError(retry)");
     //! ```
 }
+
+/// Hashes a `u32` key `k` to `k << 5 | 31`: every key falls in the last slot of a
+/// `TMap::new()`'s root (32 slots), the one `clear` locks last, and spreads one level down.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LastRootSlot(u64);
+
+impl std::hash::Hasher for LastRootSlot {
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u32 keys are hashed")
+    }
+    fn write_u32(&mut self, k: u32) {
+        self.0 = (u64::from(k) << 5) | 31;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A transaction writes a key into a node and then cuts the node off (`clear`), refilling
+/// the map without that key, `rounds` times; the key is absent before and after each commit,
+/// so a lookup outside transactions (`TMap::get_atomic`, `TSet::contains_atomic`) must never
+/// find it. One that read the root slot before the commit locked it, then the key's bucket
+/// after the commit published it, found it (a phantom), until lookups learned to check the
+/// slots above their bucket. Returns the lookups made.
+pub fn outside_lookups_see_no_phantom(rounds: u64) -> u64 {
+    use concord_stm::atomically;
+    use concord_stm::collections::{TMap, TSet};
+    use std::hash::BuildHasherDefault;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const PROBE: u32 = 1_000;
+    const KEYS: u32 = 40; // more than a bucket holds: the slot is a node
+    let map = TMap::with_hasher(BuildHasherDefault::<LastRootSlot>::default());
+    let set = TSet::with_hasher(BuildHasherDefault::<LastRootSlot>::default());
+    let fill = |tx: &mut concord_stm::Transaction<'_>, round: u64| {
+        (0..KEYS).try_for_each(|k| {
+            map.insert(tx, k, round)?;
+            set.insert(tx, k).map(drop)
+        })
+    };
+    atomically(|tx| fill(tx, 0));
+    let done = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            for round in 1..=rounds {
+                atomically(|tx| {
+                    map.insert(tx, PROBE, round)?;
+                    set.insert(tx, PROBE)?;
+                    map.clear(tx)?;
+                    set.clear(tx)?;
+                    fill(tx, round)
+                });
+            }
+            done.store(true, Ordering::Release);
+        });
+        let mut lookups = 0;
+        while !done.load(Ordering::Acquire) {
+            assert_eq!(map.get_atomic(&PROBE), None, "a phantom entry, after {lookups} lookups");
+            assert!(!set.contains_atomic(&PROBE), "a phantom member, after {lookups} lookups");
+            assert!(map.get_atomic(&(lookups as u32 % KEYS)).is_some(), "a key went missing");
+            lookups += 1;
+        }
+        lookups
+    })
+}

@@ -251,8 +251,7 @@ fn tmap_grows_and_shrinks() {
     }
 }
 
-/// An update that leaves an absent key absent, and a removal of an absent key, write nothing:
-/// their transactions commit read-only.
+/// A lookup outside transactions, called inside one, panics and says what to call instead.
 #[test]
 fn tmap_lookups_outside_a_transaction_panic_inside_one() {
     let map: TMap<u32, u32> = TMap::new();
@@ -270,6 +269,8 @@ fn tmap_lookups_outside_a_transaction_panic_inside_one() {
     assert_eq!(map.get_atomic(&1), Some(10), "the panicking attempt's write is discarded");
 }
 
+/// An update that leaves an absent key absent, and a removal of an absent key, write nothing:
+/// their transactions commit read-only.
 #[test]
 fn tmap_writes_nothing_for_an_absent_key_that_stays_absent() {
     let map: TMap<u32, u32> = TMap::new();

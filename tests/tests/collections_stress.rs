@@ -527,12 +527,13 @@ fn tmap_get_atomic_sees_a_prefix_of_ordered_insertions() {
     });
 }
 
-/// One thread replaces a map's whole contents in each transaction (`clear`, then every key
-/// again, all with the round's number; the buckets split into nodes and `clear` cuts them
-/// off), another rewrites single keys with the value they hold. A reader looking keys up
-/// outside transactions must always find them, with a round number that never goes down
-/// from one lookup to the next: a lookup that went down a node being cut off, or saw a
-/// write to it after the cut, would break that.
+/// One thread replaces a map's whole contents in each transaction (every key set to
+/// `u64::MAX`, then `clear`, then every key again with the round's number; the buckets split
+/// into nodes and `clear` cuts them off), another rewrites single keys with the value they
+/// hold. A reader looking keys up outside transactions must always find them, with a round
+/// number that never goes down from one lookup to the next, and never `u64::MAX`: a lookup
+/// that went down a node being cut off, or saw a write to it after the cut, would break
+/// that.
 #[test]
 fn tmap_get_atomic_is_linearizable_across_clears() {
     const KEYS: u32 = 2_048; // 64 per root slot of a `TMap::new()`: every one splits
@@ -551,6 +552,7 @@ fn tmap_get_atomic_is_linearizable_across_clears() {
                 barrier.wait();
                 for round in 1..=rounds {
                     atomically(|tx| {
+                        (0..KEYS).try_for_each(|k| map.insert(tx, k, u64::MAX).map(drop))?;
                         map.clear(tx)?;
                         (0..KEYS).try_for_each(|k| map.insert(tx, k, round).map(drop))
                     });
@@ -571,6 +573,7 @@ fn tmap_get_atomic_is_linearizable_across_clears() {
             while !done.load(Ordering::Acquire) {
                 let k = rng.gen_range(0..KEYS);
                 let round = map.get_atomic(&k).unwrap_or_else(|| panic!("key {k} missing"));
+                assert_ne!(round, u64::MAX, "key {k}: a value no commit left");
                 assert!(round >= last, "key {k} at round {round} after a lookup saw {last}");
                 last = round;
                 lookups += 1;
@@ -579,6 +582,18 @@ fn tmap_get_atomic_is_linearizable_across_clears() {
         });
     });
     assert_eq!(map.get_atomic(&0), Some(rounds));
+}
+
+/// A key written into a node and cut off with it in one transaction is never seen by a
+/// lookup outside transactions (see `outside_lookups_see_no_phantom`; `policy.rs` runs it
+/// in serial mode).
+#[test]
+fn tmap_get_atomic_sees_no_phantom_of_a_cut_off_node() {
+    let rounds = scaled(20_000, 2_000);
+    let lookups = run_within(HANG, "tmap get_atomic phantom", move || {
+        concord_tests::outside_lookups_see_no_phantom(rounds)
+    });
+    println!("tmap get_atomic phantom: {lookups} lookups");
 }
 
 // ---------------------------------------------------------------------------------------

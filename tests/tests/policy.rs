@@ -217,3 +217,14 @@ fn a_destructor_run_at_the_end_of_a_serial_attempt_may_start_a_serial_transactio
     assert_eq!(dropped.read_atomic(), 1);
     drop(slot);
 }
+
+#[test]
+fn serial_commits_show_no_phantom_to_lookups_outside_transactions() {
+    serial_always();
+    // A serial transaction locks the root slot only when it reads it: a lookup that read the
+    // slot before must still not return the key it writes into the node below and cuts off.
+    let lookups = run_within(LIMIT, "serial phantom", || {
+        concord_tests::outside_lookups_see_no_phantom(concord_tests::scaled(2_000, 300))
+    });
+    println!("serial phantom: {lookups} lookups");
+}

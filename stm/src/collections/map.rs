@@ -30,7 +30,7 @@ use std::iter::FusedIterator;
 use self::bucket::{tag, Bucket, Entry, Tagged};
 use super::TCounter;
 use crate::prefetch;
-use crate::{Staged, Stm, TVar, Transaction};
+use crate::{Staged, Stamp, Stm, TVar, Transaction};
 
 /// Hash bits consumed per level.
 const BITS: u32 = 5;
@@ -144,6 +144,35 @@ fn find<K: Borrow<Q>, V, Q: Eq + ?Sized>(
     bucket.find(tag(hash), |k| k.borrow() == key)
 }
 
+/// A slot a lookup outside transactions walked through, with the stamp of the node it read
+/// there, and the slots above it (a list on the walk's stack).
+struct Above<'a, K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    var: &'a TVar<Slot<K, V>>,
+    stamp: Stamp,
+    up: Option<&'a Above<'a, K, V>>,
+}
+
+impl<K, V> Above<'_, K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// Whether every slot of the list still holds what the walk read there.
+    fn unchanged(mut slot: Option<&Self>) -> bool {
+        while let Some(s) = slot {
+            if !s.var.unchanged_since(s.stamp) {
+                return false;
+            }
+            slot = s.up;
+        }
+        true
+    }
+}
+
 /// The slot a key's bucket lives in, as read by this transaction.
 struct Found<'a, K, V>
 where
@@ -196,8 +225,9 @@ where
 /// - [`iter`](Self::iter) reads every slot it passes: it conflicts with every write.
 /// - [`clear`](Self::clear) writes the root and every stripe: it conflicts with everything.
 /// - [`get_atomic`](Self::get_atomic) and [`with_atomic`](Self::with_atomic) run outside
-///   transactions and make none abort; they wait while a commit to their key's bucket is
-///   being published.
+///   transactions and make none abort. They wait while a commit that writes a slot on their
+///   key's path publishes (or a serial transaction that read it runs), and walk again if a
+///   slot above their key's bucket changed while they read it (only `clear` writes those).
 ///
 /// # Examples
 ///
@@ -334,9 +364,12 @@ where
     ///
     /// For a lookup that is a whole transaction by itself, this is cheaper than
     /// `atomically(|tx| map.read(tx, key) ...)`: it takes no snapshot and logs nothing, and
-    /// reads each slot on the key's path as `TVar::with_atomic` does. The result is
-    /// linearizable: it is the key's value at some instant between the call and its return.
-    /// It waits (spinning, then yielding) while a commit to the key's bucket is in progress.
+    /// reads each slot on the key's path as [`TVar::with_atomic_stamped`] does, then checks
+    /// that the slots above the key's bucket did not change meanwhile (else it walks again).
+    /// The result is linearizable: it is the key's value at some instant between the call and
+    /// its return. It waits (spinning, then yielding) while a slot on the path is locked: by
+    /// a commit that writes it, for as long as the commit publishes, or by a serial
+    /// transaction that read it, for the rest of that transaction.
     ///
     /// # Panics
     ///
@@ -355,13 +388,77 @@ where
     /// assert_eq!(m.with_atomic("absent", |v| v.is_some()), false);
     /// ```
     #[track_caller]
+    #[inline]
     pub fn with_atomic<Q, R>(&self, key: &Q, f: impl FnOnce(Option<&V>) -> R) -> R
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        self.with_atomic_below(&self.root[self.shape.index(hash, 0)], 0, hash, key, f)
+        let root = &self.root[self.shape.index(hash, 0)];
+        let mut f = f;
+        loop {
+            match self.with_atomic_from_root(root, hash, key, f) {
+                Ok(out) => return out,
+                Err(unused) => f = unused,
+            }
+        }
+    }
+
+    /// `with_atomic` from the root slot `root`: `f`'s result, or `f` back if the walk must
+    /// start again (see `with_atomic_below`). Most lookups in a map sized for its keys end at
+    /// the root slot, which has no slot above it to check.
+    #[track_caller]
+    #[inline]
+    fn with_atomic_from_root<Q, R, F>(
+        &self,
+        root: &TVar<Slot<K, V>>,
+        hash: u64,
+        key: &Q,
+        f: F,
+    ) -> Result<R, F>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        F: FnOnce(Option<&V>) -> R,
+    {
+        root.with_atomic_stamped(|slot, stamp| {
+            prefetch_rest(slot);
+            match slot {
+                Slot::Bucket(bucket) => {
+                    Ok(f(find(bucket, hash, key).map(|i| &bucket.get(i).value)))
+                }
+                Slot::Node(children) => {
+                    let here = Above { var: root, stamp, up: None };
+                    self.with_atomic_in_node(children, &here, hash, key, f)
+                }
+            }
+        })
+    }
+
+    /// `with_atomic_from_root` past a root slot that holds a node: out of line, so that the
+    /// lookups that end at the root slot carry none of the walk's state.
+    #[track_caller]
+    #[inline(never)]
+    fn with_atomic_in_node<Q, R, F>(
+        &self,
+        children: &Node<K, V>,
+        root: &Above<'_, K, V>,
+        hash: u64,
+        key: &Q,
+        f: F,
+    ) -> Result<R, F>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        F: FnOnce(Option<&V>) -> R,
+    {
+        let child = &children[self.shape.index(hash, 1)];
+        let mut f = Some(f);
+        match self.with_atomic_below(child, 1, hash, key, &mut f, Some(root)) {
+            Some(out) => Ok(out),
+            None => Err(f.take().expect("a walk that starts again has not called `f`")),
+        }
     }
 
     /// A clone of the value of `key` (`None` if absent) as of one instant, outside any
@@ -383,6 +480,7 @@ where
     /// assert_eq!(m.get_atomic(&8), None);
     /// ```
     #[track_caller]
+    #[inline]
     pub fn get_atomic<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -392,38 +490,48 @@ where
         self.with_atomic(key, |v| v.cloned())
     }
 
-    /// `with_atomic` from the slot `var`, at `depth`, down.
+    /// `with_atomic` from the slot `var`, at `depth` (1 or more), down, below the slots `above`: calls
+    /// `f` (and returns `Some`) if every slot above still held the value this walk read when
+    /// it read the bucket; else returns `None` (and keeps `f`), to walk again.
     ///
-    /// Why a walk of single-TVar reads is linearizable: a slot that holds a node is only ever
-    /// overwritten by `clear` (splits replace buckets, nodes are never merged), and once
-    /// `clear` has cut a node off, no transaction that commits after it writes the node: a
-    /// writer of one of the node's slots read the slot that pointed at the node, and its
-    /// commit validates that read while holding its own locks. A writer that still publishes
-    /// into the node after the cut validated before `clear` locked the slot: it is ordered
-    /// before the `clear`, and a lookup that reads its value read the old path before the
-    /// cut, so it is ordered between the two. So the value read last is the key's value at
-    /// an instant while the path led to it. Each `TVar::with_atomic` pins until it returns,
-    /// so the nodes above stay allocated (INV-RECLAIM).
+    /// Why that makes the lookup linearizable: each slot is read at one instant
+    /// (`TVar::with_atomic_stamped`), the root slot first, the bucket last, and the slots above
+    /// the bucket are found unchanged after the bucket's read, so at the instant of that read
+    /// the whole path was current: the bucket was the key's. A commit that wrote both the
+    /// bucket and a slot above it (`clear` in the transaction that wrote the bucket, or a
+    /// bucket split in it) locked both before publishing either, so a walk that saw its
+    /// bucket sees the slot above locked or changed, and walks again. Each
+    /// `TVar::with_atomic_stamped` pins until it returns, so the nodes above stay allocated
+    /// (INV-RECLAIM).
     #[track_caller]
-    fn with_atomic_below<Q, R>(
+    fn with_atomic_below<Q, R, F>(
         &self,
         var: &TVar<Slot<K, V>>,
         depth: u32,
         hash: u64,
         key: &Q,
-        f: impl FnOnce(Option<&V>) -> R,
-    ) -> R
+        f: &mut Option<F>,
+        above: Option<&Above<'_, K, V>>,
+    ) -> Option<R>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
+        F: FnOnce(Option<&V>) -> R,
     {
-        var.with_atomic(|slot| {
+        var.with_atomic_stamped(|slot, stamp| {
             prefetch_rest(slot);
             match slot {
-                Slot::Bucket(bucket) => f(find(bucket, hash, key).map(|i| &bucket.get(i).value)),
+                Slot::Bucket(bucket) => {
+                    if !Above::unchanged(above) {
+                        return None;
+                    }
+                    let f = f.take().expect("`f` is called once, by the walk that returns");
+                    Some(f(find(bucket, hash, key).map(|i| &bucket.get(i).value)))
+                }
                 Slot::Node(children) => {
                     let child = &children[self.shape.index(hash, depth + 1)];
-                    self.with_atomic_below(child, depth + 1, hash, key, f)
+                    let here = Above { var, stamp, up: above };
+                    self.with_atomic_below(child, depth + 1, hash, key, f, Some(&here))
                 }
             }
         })
