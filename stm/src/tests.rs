@@ -675,7 +675,8 @@ fn a_stamp_tells_whether_a_tvar_was_written_since() {
     let inline = TVar::new(7_u64);
     let (b, i) = (stamp_of(&boxed), stamp_of(&inline));
     assert!(boxed.unchanged_since(b) && inline.unchanged_since(i));
-    // A transaction that wrote both and aborted changed nothing.
+    // A transaction that wrote both and aborted (before its commit: nothing was locked)
+    // changed nothing.
     let r: Result<(), ()> = atomically_or_err(|tx| {
         tx.write(&boxed, String::from("b"))?;
         tx.write(&inline, 8)?;
@@ -689,6 +690,16 @@ fn a_stamp_tells_whether_a_tvar_was_written_since() {
         tx.write(&inline, 7)
     });
     assert!(!boxed.unchanged_since(b) && !inline.unchanged_since(i));
-    assert_eq!(boxed.with_atomic_stamped(|s, stamp| (s.clone(), stamp)).1, stamp_of(&boxed));
-    assert!(boxed.unchanged_since(stamp_of(&boxed)));
+    // A lock held (by a committer, or a serial transaction that read the TVar) is not
+    // "unchanged"; given up without a publish, it is again. A waiter changes nothing.
+    let b = stamp_of(&boxed);
+    let lock = &boxed.core().header.lock;
+    lock.fetch_or(crate::lock_word::LOCKED, Ordering::SeqCst);
+    assert!(!boxed.unchanged_since(b));
+    lock.fetch_and(!crate::lock_word::LOCKED, Ordering::SeqCst);
+    assert!(boxed.unchanged_since(b));
+    lock.fetch_or(crate::lock_word::WAITERS, Ordering::SeqCst);
+    assert!(boxed.unchanged_since(b));
+    assert_eq!(stamp_of(&boxed), b, "two reads of one value give equal stamps");
+    lock.fetch_and(!crate::lock_word::WAITERS, Ordering::SeqCst);
 }

@@ -11,7 +11,7 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use crate::inline::{self, is_inline};
-use crate::lock_word::{self, is_locked, same_state};
+use crate::lock_word::{self, is_locked, same_state, WAITERS};
 use crate::sync::{fence, spin_hint, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::{reclaim, recycle};
 
@@ -56,10 +56,20 @@ impl<T: 'static> Drop for Core<T> {
 const OUTSIDE_READ: &str = "a read outside transactions (`TVar::read_atomic` or `with_atomic`, \
      or a collection's `*_atomic` lookup such as `TMap::get_atomic`)";
 
-/// Which commit wrote the value a read outside transactions found in a TVar (its lock
-/// word then): from [`TVar::with_atomic_stamped`], for [`TVar::unchanged_since`].
+/// Which commit wrote the value a read outside transactions found in a TVar: from
+/// [`TVar::with_atomic_stamped`], for [`TVar::unchanged_since`]. Two stamps of one TVar are
+/// equal when they come from reads of the same value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp(u64);
+
+impl Stamp {
+    /// The stamp of a read made under the unlocked lock word `word`: its version (the waiter
+    /// bit, which a waiter sets without changing the TVar, is dropped).
+    fn of(word: u64) -> Stamp {
+        debug_assert!(!is_locked(word), "a stable read is made under an unlocked word");
+        Stamp(word & !WAITERS)
+    }
+}
 
 /// A transactional variable holding a `T`.
 ///
@@ -213,7 +223,9 @@ impl<T: Send + Sync + 'static> TVar<T> {
     /// Like [`with_atomic`](Self::with_atomic), and lends `f` the [`Stamp`] of the value too:
     /// with [`unchanged_since`](Self::unchanged_since), a read of several TVars outside
     /// transactions can check that the ones it read first still held their values when it
-    /// read the last (as a seqlock reader does).
+    /// read the last (as a seqlock reader does). That works because a commit locks every
+    /// TVar it writes before it publishes any new value: a reader that saw one of its values
+    /// finds the others locked or changed.
     ///
     /// # Panics
     ///
@@ -222,18 +234,25 @@ impl<T: Send + Sync + 'static> TVar<T> {
     /// # Examples
     ///
     /// Follow a pointer from one TVar to another and return a pair that was current at one
-    /// instant, or `None` if the first changed meanwhile:
+    /// instant, or `None` if the first changed meanwhile (then read again):
     ///
     /// ```
-    /// use concord_stm::TVar;
+    /// use concord_stm::{atomically, TVar};
     ///
     /// let second = TVar::new(String::from("b"));
     /// let first = TVar::new((String::from("a"), second.clone()));
-    /// let pair = first.with_atomic_stamped(|(a, next), stamp| {
-    ///     let b = next.read_atomic();
-    ///     first.unchanged_since(stamp).then(|| (a.clone(), b))
-    /// });
-    /// assert_eq!(pair, Some(("a".to_owned(), "b".to_owned())));
+    /// let read_pair = || {
+    ///     first.with_atomic_stamped(|(a, next), stamp| {
+    ///         let b = next.read_atomic();
+    ///         first.unchanged_since(stamp).then(|| (a.clone(), b))
+    ///     })
+    /// };
+    /// assert_eq!(read_pair(), Some(("a".to_owned(), "b".to_owned())));
+    ///
+    /// // A commit since the stamp was taken makes `unchanged_since` false.
+    /// let stamp = first.with_atomic_stamped(|_, stamp| stamp);
+    /// atomically(|tx| tx.write(&first, (String::from("c"), second.clone())));
+    /// assert!(!first.unchanged_since(stamp));
     /// ```
     #[track_caller]
     #[inline]
@@ -243,7 +262,7 @@ impl<T: Send + Sync + 'static> TVar<T> {
             // A copy of the word: nothing to dereference, so no pin.
             let (word, lock) = stable_value(self.core());
             // SAFETY: this TVar's words are made by `to_word::<T>` (INV-INLINE).
-            return f(&unsafe { inline::from_word::<T>(word.cast()) }, Stamp(lock));
+            return f(&unsafe { inline::from_word::<T>(word.cast()) }, Stamp::of(lock));
         }
         let guard = crate::tx::pin_outside_transaction(OUTSIDE_READ);
         let (ptr, lock) = stable_value(self.core());
@@ -251,17 +270,21 @@ impl<T: Send + Sync + 'static> TVar<T> {
         // the value is freed no earlier than every such pin ends (INV-RECLAIM) and is never
         // mutated after publication (INV-PUBLISHED).
         let value = unsafe { &*ptr };
-        let out = f(value, Stamp(lock));
+        let out = f(value, Stamp::of(lock));
         drop(guard);
         out
     }
 
     /// Whether this TVar still holds the value that the read which gave `stamp` found, and
-    /// no commit is writing it (INV-STAMP). Use it after reading other TVars: if it holds,
-    /// the value `stamp` came with was current until after those reads.
+    /// is not locked (INV-STAMP). Use it after reading other TVars: if it holds, the value
+    /// `stamp` came with was current until after those reads.
+    ///
+    /// `false` may only mean that the TVar is locked: by a commit that is writing it (or that
+    /// will give up), or by a serial transaction that read it. Read again then.
     ///
     /// `stamp` must come from a read of this TVar; from another one, the answer means
     /// nothing.
+    #[must_use]
     #[inline]
     pub fn unchanged_since(&self, stamp: Stamp) -> bool {
         // Acquire: loaded after, and ordered after, the reads made since `stamp` (their loads

@@ -292,7 +292,8 @@ pub mod bounds {
 }
 
 /// Hashes a `u32` key `k` to `k << 5 | 31`: every key falls in the last slot of a
-/// `TMap::new()`'s root (32 slots), the one `clear` locks last, and spreads one level down.
+/// `TMap::new()`'s root (32 slots), among the last that `clear` locks, and spreads one level
+/// down.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LastRootSlot(u64);
 
@@ -331,8 +332,18 @@ pub fn outside_lookups_see_no_phantom(rounds: u64) -> u64 {
     };
     atomically(|tx| fill(tx, 0));
     let done = AtomicBool::new(false);
+    let start = std::sync::Barrier::new(2);
     thread::scope(|s| {
         s.spawn(|| {
+            /// Ends the reader's loop however the writer ends, a panic included.
+            struct Done<'a>(&'a AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+            let _done = Done(&done);
+            start.wait();
             for round in 1..=rounds {
                 atomically(|tx| {
                     map.insert(tx, PROBE, round)?;
@@ -342,8 +353,8 @@ pub fn outside_lookups_see_no_phantom(rounds: u64) -> u64 {
                     fill(tx, round)
                 });
             }
-            done.store(true, Ordering::Release);
         });
+        start.wait();
         let mut lookups = 0;
         while !done.load(Ordering::Acquire) {
             assert_eq!(map.get_atomic(&PROBE), None, "a phantom entry, after {lookups} lookups");

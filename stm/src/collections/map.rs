@@ -227,7 +227,8 @@ where
 /// - [`get_atomic`](Self::get_atomic) and [`with_atomic`](Self::with_atomic) run outside
 ///   transactions and make none abort. They wait while a commit that writes a slot on their
 ///   key's path publishes (or a serial transaction that read it runs), and walk again if a
-///   slot above their key's bucket changed while they read it (only `clear` writes those).
+///   slot above their key's bucket changed while they read it (only `clear` writes those) or
+///   was locked by a serial transaction that read it.
 ///
 /// # Examples
 ///
@@ -396,11 +397,19 @@ where
     {
         let hash = self.hasher.hash_one(key);
         let root = &self.root[self.shape.index(hash, 0)];
-        let mut f = f;
+        let (mut f, mut walks) = (f, 0_u32);
         loop {
             match self.with_atomic_from_root(root, hash, key, f) {
                 Ok(out) => return out,
                 Err(unused) => f = unused,
+            }
+            // A slot above the bucket changed or was locked: another thread is committing.
+            // Let it finish (`TVar::with_atomic` waits the same way for a locked slot).
+            walks = walks.saturating_add(1);
+            if walks < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
             }
         }
     }
@@ -498,9 +507,9 @@ where
     /// (`TVar::with_atomic_stamped`), the root slot first, the bucket last, and the slots above
     /// the bucket are found unchanged after the bucket's read, so at the instant of that read
     /// the whole path was current: the bucket was the key's. A commit that wrote both the
-    /// bucket and a slot above it (`clear` in the transaction that wrote the bucket, or a
-    /// bucket split in it) locked both before publishing either, so a walk that saw its
-    /// bucket sees the slot above locked or changed, and walks again. Each
+    /// bucket and a slot above it (`clear` in the transaction that wrote the bucket) locked
+    /// both before publishing either, so a walk that saw its bucket sees the slot above
+    /// locked or changed, and walks again. Each
     /// `TVar::with_atomic_stamped` pins until it returns, so the nodes above stay allocated
     /// (INV-RECLAIM).
     #[track_caller]
