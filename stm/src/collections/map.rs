@@ -144,8 +144,8 @@ fn find<K: Borrow<Q>, V, Q: Eq + ?Sized>(
     bucket.find(tag(hash), |k| k.borrow() == key)
 }
 
-/// A slot a lookup outside transactions walked through, with the stamp of the node it read
-/// there, and the slots above it (a list on the walk's stack).
+/// A slot that a lookup outside transactions walked through (it held a node), with the stamp
+/// of that read, and the slots above it: a list on the walk's stack.
 struct Above<'a, K, V>
 where
     K: Send + Sync + 'static,
@@ -499,9 +499,9 @@ where
         self.with_atomic(key, |v| v.cloned())
     }
 
-    /// `with_atomic` from the slot `var`, at `depth` (1 or more), down, below the slots `above`: calls
-    /// `f` (and returns `Some`) if every slot above still held the value this walk read when
-    /// it read the bucket; else returns `None` (and keeps `f`), to walk again.
+    /// `with_atomic` from the slot `var`, at `depth` (1 or more), down, below the slots
+    /// `above`: calls `f` (and returns `Some`) if every slot above still held the value this
+    /// walk read when it read the bucket; else returns `None` (and keeps `f`), to walk again.
     ///
     /// Why that makes the lookup linearizable: each slot is read at one instant
     /// (`TVar::with_atomic_stamped`), the root slot first, the bucket last, and the slots above
@@ -509,9 +509,8 @@ where
     /// the whole path was current: the bucket was the key's. A commit that wrote both the
     /// bucket and a slot above it (`clear` in the transaction that wrote the bucket) locked
     /// both before publishing either, so a walk that saw its bucket sees the slot above
-    /// locked or changed, and walks again. Each
-    /// `TVar::with_atomic_stamped` pins until it returns, so the nodes above stay allocated
-    /// (INV-RECLAIM).
+    /// locked or changed, and walks again (INV-STAMP). Each `TVar::with_atomic_stamped` pins
+    /// until it returns, so the nodes above stay allocated (INV-PIN, INV-RECLAIM).
     #[track_caller]
     fn with_atomic_below<Q, R, F>(
         &self,
