@@ -399,7 +399,7 @@ where
         let root = &self.root[self.shape.index(hash, 0)];
         let (mut f, mut walks) = (f, 0_u32);
         loop {
-            match self.with_atomic_from_root(root, hash, key, f) {
+            match self.walk_atomic(root, 0, None, hash, key, f) {
                 Ok(out) => return out,
                 Err(unused) => f = unused,
             }
@@ -411,62 +411,6 @@ where
             } else {
                 std::thread::yield_now();
             }
-        }
-    }
-
-    /// `with_atomic` from the root slot `root`: `f`'s result, or `f` back if the walk must
-    /// start again (see `with_atomic_below`). Most lookups in a map sized for its keys end at
-    /// the root slot, which has no slot above it to check.
-    #[track_caller]
-    #[inline]
-    fn with_atomic_from_root<Q, R, F>(
-        &self,
-        root: &TVar<Slot<K, V>>,
-        hash: u64,
-        key: &Q,
-        f: F,
-    ) -> Result<R, F>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-        F: FnOnce(Option<&V>) -> R,
-    {
-        root.with_atomic_stamped(|slot, stamp| {
-            prefetch_rest(slot);
-            match slot {
-                Slot::Bucket(bucket) => {
-                    Ok(f(find(bucket, hash, key).map(|i| &bucket.get(i).value)))
-                }
-                Slot::Node(children) => {
-                    let here = Above { var: root, stamp, up: None };
-                    self.with_atomic_in_node(children, &here, hash, key, f)
-                }
-            }
-        })
-    }
-
-    /// `with_atomic_from_root` past a root slot that holds a node: out of line, so that the
-    /// lookups that end at the root slot carry none of the walk's state.
-    #[track_caller]
-    #[inline(never)]
-    fn with_atomic_in_node<Q, R, F>(
-        &self,
-        children: &Node<K, V>,
-        root: &Above<'_, K, V>,
-        hash: u64,
-        key: &Q,
-        f: F,
-    ) -> Result<R, F>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-        F: FnOnce(Option<&V>) -> R,
-    {
-        let child = &children[self.shape.index(hash, 1)];
-        let mut f = Some(f);
-        match self.with_atomic_below(child, 1, hash, key, &mut f, Some(root)) {
-            Some(out) => Ok(out),
-            None => Err(f.take().expect("a walk that starts again has not called `f`")),
         }
     }
 
@@ -499,9 +443,9 @@ where
         self.with_atomic(key, |v| v.cloned())
     }
 
-    /// `with_atomic` from the slot `var`, at `depth` (1 or more), down, below the slots
-    /// `above`: calls `f` (and returns `Some`) if every slot above still held the value this
-    /// walk read when it read the bucket; else returns `None` (and keeps `f`), to walk again.
+    /// `with_atomic` from the slot `var`, at `depth`, down, below the slots `above` (none for
+    /// a root slot): `f`'s result if every slot above still held, when the walk read the
+    /// bucket, what the walk read there; else `f` back, uncalled, to walk again.
     ///
     /// Why that makes the lookup linearizable: each slot is read at one instant
     /// (`TVar::with_atomic_stamped`), the root slot first, the bucket last, and the slots above
@@ -510,17 +454,18 @@ where
     /// bucket and a slot above it (`clear` in the transaction that wrote the bucket) locked
     /// both before publishing either, so a walk that saw its bucket sees the slot above
     /// locked or changed, and walks again (INV-STAMP). Each `TVar::with_atomic_stamped` pins
-    /// until it returns, so the nodes above stay allocated (INV-PIN, INV-RECLAIM).
+    /// until it returns, so the nodes above stay allocated (INV-PIN, INV-RECLAIM). Most
+    /// lookups in a map sized for its keys end at the root slot, with nothing to check.
     #[track_caller]
-    fn with_atomic_below<Q, R, F>(
+    fn walk_atomic<Q, R, F>(
         &self,
         var: &TVar<Slot<K, V>>,
         depth: u32,
+        above: Option<&Above<'_, K, V>>,
         hash: u64,
         key: &Q,
-        f: &mut Option<F>,
-        above: Option<&Above<'_, K, V>>,
-    ) -> Option<R>
+        f: F,
+    ) -> Result<R, F>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -529,17 +474,14 @@ where
         var.with_atomic_stamped(|slot, stamp| {
             prefetch_rest(slot);
             match slot {
+                Slot::Bucket(_) if !Above::unchanged(above) => Err(f),
                 Slot::Bucket(bucket) => {
-                    if !Above::unchanged(above) {
-                        return None;
-                    }
-                    let f = f.take().expect("`f` is called once, by the walk that returns");
-                    Some(f(find(bucket, hash, key).map(|i| &bucket.get(i).value)))
+                    Ok(f(find(bucket, hash, key).map(|i| &bucket.get(i).value)))
                 }
                 Slot::Node(children) => {
                     let child = &children[self.shape.index(hash, depth + 1)];
                     let here = Above { var, stamp, up: above };
-                    self.with_atomic_below(child, depth + 1, hash, key, f, Some(&here))
+                    self.walk_atomic(child, depth + 1, Some(&here), hash, key, f)
                 }
             }
         })
