@@ -11,7 +11,11 @@
 //! `TMap::get_atomic`, and the two others) for `MS` milliseconds each, back to back, and the
 //! report gives, per workload, the quartiles over the rounds of each `TMap`'s time per
 //! operation divided by the other map's in the same round: a slow phase of the host slows
-//! both sides of a round alike.
+//! both sides of a round alike. Not always alike, though: the host moves a written cache
+//! line between its two CPUs in 25-35 ns in some phases and 200-220 ns in others, which
+//! costs a map whose every lookup writes a shared lock word more than one whose lookups
+//! write nothing shared. Each row ends with that handoff time, measured before every round
+//! (median over the rounds).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use concord_benches::maps::{Map, TMapGetAtomic, KEYS};
+use concord_benches::sched::cache_line_handoff_ns;
 use concord_benches::XorShift;
 use concord_stm::collections::TMap;
 use dashmap::DashMap;
@@ -70,10 +75,12 @@ fn main() {
     println!(
         "{rounds} rounds of {ms} ms per map; throughputs are medians over the rounds; ratios are \
          a TMap's time per operation over the other map's in the same round (quartiles).\n\
-         TMap: one `atomically` per operation; get_atomic: lookups through `TMap::get_atomic`."
+         TMap: one `atomically` per operation; get_atomic: lookups through `TMap::get_atomic`.\n\
+         line ns: the median time for one thread to see another's store before each round \
+         (`sched::cache_line_handoff_ns`): 25-35 ns or 200-220 ns on the development host."
     );
     println!(
-        "{:<8} {:>3} {:>9} {:>9} {:>9} {:>9} | {:>16} {:>16} {:>16} {:>16}",
+        "{:<8} {:>3} {:>9} {:>9} {:>9} {:>9} | {:>16} {:>16} {:>16} {:>16} | {:>7}",
         "mix",
         "thr",
         "TMap M/s",
@@ -83,13 +90,16 @@ fn main() {
         "TMap / RwLock",
         "TMap / dashmap",
         "get_at / RwLock",
-        "get_at / dashmap"
+        "get_at / dashmap",
+        "line ns"
     );
     for (mix, reads) in [("ro", 10), ("r90w10", 9), ("r50w50", 5)] {
         for threads in [1, 2] {
             // Throughputs of TMap, get_atomic, RwLock and dashmap, round by round.
             let mut rows: Vec<[f64; 4]> = Vec::with_capacity(rounds);
+            let mut handoffs = Vec::with_capacity(rounds);
             for _ in 0..rounds {
+                handoffs.push(cache_line_handoff_ns(3));
                 rows.push([
                     throughput(&tmap, threads, reads, ms),
                     throughput(&get_atomic, threads, reads, ms),
@@ -103,8 +113,9 @@ fn main() {
                 let q = quartiles(rows.iter().map(|r| r[other] / r[ours]).collect());
                 q.map(|x| format!("{x:.2}")).join(" ")
             };
+            let handoff = quartiles(handoffs)[1];
             println!(
-                "{mix:<8} {threads:>3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} | {:>16} {:>16} {:>16} {:>16}",
+                "{mix:<8} {threads:>3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} | {:>16} {:>16} {:>16} {:>16} | {handoff:>7.0}",
                 median(0),
                 median(1),
                 median(2),

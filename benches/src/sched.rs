@@ -64,3 +64,94 @@ pub fn record(interval: CpuTime) {
     RAN_NS.fetch_add(interval.ran_ns, Ordering::Relaxed);
     WAITED_NS.fetch_add(interval.waited_ns, Ordering::Relaxed);
 }
+
+/// The time, in nanoseconds, for one thread to see a store of another, the two pinned to
+/// the first two CPUs (half a round trip of a cache line between them): a median over
+/// `rounds` of 2,000 round trips each. `NaN` where threads cannot be pinned to two CPUs.
+///
+/// The benchmark host is a VM whose two CPUs move over the hardware: this reading went from
+/// 25-35 ns to 200-220 ns and back within minutes there. Every map whose threads share a
+/// written line (a lock word, a bucket just written by the other thread) slows down with it,
+/// and not all maps alike: `benches/map_paired.rs` prints it beside each row.
+pub fn cache_line_handoff_ns(rounds: usize) -> f64 {
+    /// One line to bounce, alone in it.
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    const TRIPS: u64 = 2_000;
+    const GIVE_UP: u64 = u64::MAX;
+    let mut samples = Vec::with_capacity(rounds.max(1));
+    for _ in 0..rounds.max(1) {
+        let line = Line(AtomicU64::new(0));
+        // Whether `value` came (not `GIVE_UP`, from a thread that could not be pinned).
+        let wait_for = |value: u64| loop {
+            // Acquire/Release: a plain handoff; the timing is the point.
+            match line.0.load(Ordering::Acquire) {
+                v if v == value => return true,
+                GIVE_UP => return false,
+                _ => std::hint::spin_loop(),
+            }
+        };
+        // Two threads of their own, so that no benchmark thread inherits their pinning.
+        let elapsed = std::thread::scope(|s| {
+            // The answering thread says it runs (1), then answers each even value with the
+            // next odd one.
+            let answer = s.spawn(|| {
+                if !pin_to_cpu(1) {
+                    line.0.store(GIVE_UP, Ordering::Release);
+                    return;
+                }
+                line.0.store(1, Ordering::Release);
+                for i in 0..TRIPS {
+                    if !wait_for(2 * i + 2) {
+                        return;
+                    }
+                    line.0.store(2 * i + 3, Ordering::Release);
+                }
+            });
+            let time = s.spawn(|| {
+                if !pin_to_cpu(0) || !wait_for(1) {
+                    return None;
+                }
+                let start = std::time::Instant::now();
+                for i in 0..TRIPS {
+                    line.0.store(2 * i + 2, Ordering::Release);
+                    wait_for(2 * i + 3);
+                }
+                Some(start.elapsed())
+            });
+            let elapsed = time.join().unwrap_or(None);
+            if elapsed.is_none() {
+                // Release the answering thread if it was pinned and waits for us.
+                line.0.store(GIVE_UP, Ordering::Release);
+            }
+            let _ = answer.join();
+            elapsed
+        });
+        match elapsed {
+            Some(d) => samples.push(d.as_nanos() as f64 / (2 * TRIPS) as f64),
+            None => return f64::NAN,
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Pins the calling thread to CPU `cpu`; whether it could.
+fn pin_to_cpu(cpu: usize) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `set` is a plain bit set that `CPU_ZERO`/`CPU_SET` fill in place, and
+        // `sched_setaffinity` only reads `size_of` bytes of it; pid 0 is the calling thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_ZERO(&mut set);
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = cpu;
+        false
+    }
+}
