@@ -155,3 +155,20 @@ fn pin_to_cpu(cpu: usize) -> bool {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handoff_takes_a_positive_time_or_is_unknown() {
+        let ns = cache_line_handoff_ns(2);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cfg!(target_os = "linux") && cpus >= 2 {
+            // Pinning to CPUs 0 and 1 works unless this process may not run on them.
+            assert!(ns.is_nan() || (ns > 0.0 && ns < 1e6), "{ns} ns per handoff");
+        } else {
+            assert!(ns.is_nan(), "{ns} ns per handoff with one CPU");
+        }
+    }
+}
