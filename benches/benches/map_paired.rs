@@ -15,7 +15,9 @@
 //! line between its two CPUs in 25-35 ns in some phases and 200-220 ns in others, which
 //! costs a map whose every lookup writes a shared lock word more than one whose lookups
 //! write nothing shared. Each row ends with that handoff time, measured before every round
-//! (median over the rounds).
+//! (median over the rounds), and with the share of the time the maps' threads waited for a
+//! CPU that other load held: a lock-free map loses most of its two-thread advantage when
+//! its two threads share one CPU, and a locked one stops bouncing its lock word.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,15 +25,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use concord_benches::maps::{Map, TMapGetAtomic, KEYS};
-use concord_benches::sched::cache_line_handoff_ns;
+use concord_benches::sched::{cache_line_handoff_ns, CpuTime};
 use concord_benches::XorShift;
 use concord_stm::collections::TMap;
 use dashmap::DashMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 /// Operations per second of all `threads` together on `map`, over `ms` milliseconds, with
-/// `reads_per_10` of every 10 operations lookups and the others overwrites.
-fn throughput<M: Map>(map: &M, threads: usize, reads_per_10: u64, ms: u64) -> f64 {
+/// `reads_per_10` of every 10 operations lookups and the others overwrites. The threads' CPU
+/// time goes to `cpu`.
+fn throughput<M: Map>(
+    map: &M,
+    threads: usize,
+    reads_per_10: u64,
+    ms: u64,
+    cpu: &Mutex<CpuTime>,
+) -> f64 {
     let done = AtomicU64::new(0);
     let start = Instant::now();
     let deadline = start + Duration::from_millis(ms);
@@ -44,6 +53,7 @@ fn throughput<M: Map>(map: &M, threads: usize, reads_per_10: u64, ms: u64) -> f6
             s.spawn(move || {
                 let mut rng = XorShift::for_thread(t);
                 let mut n = 0;
+                let before = CpuTime::this_thread();
                 while Instant::now() < deadline {
                     for _ in 0..64 {
                         map.random_op(&mut rng, reads_per_10);
@@ -51,6 +61,10 @@ fn throughput<M: Map>(map: &M, threads: usize, reads_per_10: u64, ms: u64) -> f6
                     n += 64;
                 }
                 done.fetch_add(n, Ordering::Relaxed);
+                let spent = CpuTime::this_thread().since(&before);
+                let mut total = cpu.lock();
+                total.ran_ns += spent.ran_ns;
+                total.waited_ns += spent.waited_ns;
             });
         }
     });
@@ -77,10 +91,12 @@ fn main() {
          a TMap's time per operation over the other map's in the same round (quartiles).\n\
          TMap: one `atomically` per operation; get_atomic: lookups through `TMap::get_atomic`.\n\
          line ns: the median time for one thread to see another's store before each round \
-         (`sched::cache_line_handoff_ns`): 25-35 ns or 200-220 ns on the development host."
+         (`sched::cache_line_handoff_ns`): 25-35 ns or 200-220 ns on the development host.\n\
+         wait%: the share of the maps' threads' runnable time spent waiting for a CPU taken by \
+         other load (over all rounds of the row); above a few %, the row is not comparable."
     );
     println!(
-        "{:<8} {:>3} {:>9} {:>9} {:>9} {:>9} | {:>16} {:>16} {:>16} {:>16} | {:>7}",
+        "{:<8} {:>3} {:>9} {:>9} {:>9} {:>9} | {:>16} {:>16} {:>16} {:>16} | {:>7} {:>5}",
         "mix",
         "thr",
         "TMap M/s",
@@ -91,22 +107,25 @@ fn main() {
         "TMap / dashmap",
         "get_at / RwLock",
         "get_at / dashmap",
-        "line ns"
+        "line ns",
+        "wait%"
     );
     for (mix, reads) in [("ro", 10), ("r90w10", 9), ("r50w50", 5)] {
         for threads in [1, 2] {
             // Throughputs of TMap, get_atomic, RwLock and dashmap, round by round.
             let mut rows: Vec<[f64; 4]> = Vec::with_capacity(rounds);
             let mut handoffs = Vec::with_capacity(rounds);
+            let cpu = Mutex::new(CpuTime::default());
             for _ in 0..rounds {
                 handoffs.push(cache_line_handoff_ns(3));
                 rows.push([
-                    throughput(&tmap, threads, reads, ms),
-                    throughput(&get_atomic, threads, reads, ms),
-                    throughput(&rwlock, threads, reads, ms),
-                    throughput(&dashmap, threads, reads, ms),
+                    throughput(&tmap, threads, reads, ms, &cpu),
+                    throughput(&get_atomic, threads, reads, ms, &cpu),
+                    throughput(&rwlock, threads, reads, ms, &cpu),
+                    throughput(&dashmap, threads, reads, ms, &cpu),
                 ]);
             }
+            let waited = 100.0 * cpu.lock().wait_fraction();
             let median = |i: usize| quartiles(rows.iter().map(|r| r[i] / 1e6).collect())[1];
             // Time of `ours` over time of `other`: the other's throughput over ours.
             let ratio = |ours: usize, other: usize| {
@@ -115,7 +134,7 @@ fn main() {
             };
             let handoff = quartiles(handoffs)[1];
             println!(
-                "{mix:<8} {threads:>3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} | {:>16} {:>16} {:>16} {:>16} | {handoff:>7.0}",
+                "{mix:<8} {threads:>3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} | {:>16} {:>16} {:>16} {:>16} | {handoff:>7.0} {waited:>5.1}",
                 median(0),
                 median(1),
                 median(2),
