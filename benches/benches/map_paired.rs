@@ -12,12 +12,14 @@
 //! report gives, per workload, the quartiles over the rounds of each `TMap`'s time per
 //! operation divided by the other map's in the same round: a slow phase of the host slows
 //! both sides of a round alike. Not always alike, though: the host moves a written cache
-//! line between its two CPUs in 25-35 ns in some phases and 200-220 ns in others, which
-//! costs a map whose every lookup writes a shared lock word more than one whose lookups
-//! write nothing shared. Each row ends with that handoff time, measured before every round
-//! (median over the rounds), and with the share of the time the maps' threads waited for a
-//! CPU that other load held: a lock-free map loses most of its two-thread advantage when
-//! its two threads share one CPU, and a locked one stops bouncing its lock word.
+//! line between its two CPUs in 25-35 ns in some phases and 200-240 ns in others, which
+//! slows every map whose threads share written lines, each by its own amount (the locked
+//! map's readers share its lock word; `TMap`'s readers share the buckets that the other
+//! thread's writes just copied). Each row ends with that handoff time, measured before every
+//! round (median over the rounds), and with the share of the time the maps' threads waited
+//! for a CPU that other load held: then the two threads of a lock-free map share one CPU,
+//! while the locked map's stop bouncing its lock word, and the row says more about the load
+//! than about the maps.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,7 +93,7 @@ fn main() {
          a TMap's time per operation over the other map's in the same round (quartiles).\n\
          TMap: one `atomically` per operation; get_atomic: lookups through `TMap::get_atomic`.\n\
          line ns: the median time for one thread to see another's store before each round \
-         (`sched::cache_line_handoff_ns`): 25-35 ns or 200-220 ns on the development host.\n\
+         (`sched::cache_line_handoff_ns`): 25-35 ns or 200-240 ns on the development host.\n\
          wait%: the share of the maps' threads' runnable time spent waiting for a CPU taken by \
          other load (over all rounds of the row); above a few %, the row is not comparable."
     );

@@ -70,9 +70,9 @@ pub fn record(interval: CpuTime) {
 /// `rounds` of 2,000 round trips each. `NaN` where threads cannot be pinned to two CPUs.
 ///
 /// The benchmark host is a VM whose two CPUs move over the hardware: this reading went from
-/// 25-35 ns to 200-220 ns and back within minutes there. Every map whose threads share a
+/// 25-35 ns to 200-240 ns and back within minutes there. Every map whose threads share a
 /// written line (a lock word, a bucket just written by the other thread) slows down with it,
-/// and not all maps alike: `benches/map_paired.rs` prints it beside each row.
+/// each by its own amount: `benches/map_paired.rs` prints it beside each row.
 pub fn cache_line_handoff_ns(rounds: usize) -> f64 {
     /// One line to bounce, alone in it.
     #[repr(align(128))]
