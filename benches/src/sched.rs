@@ -140,8 +140,8 @@ pub fn cache_line_handoff_ns(rounds: usize) -> f64 {
 fn pin_to_cpu(cpu: usize) -> bool {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: `set` is a plain bit set that `CPU_ZERO`/`CPU_SET` fill in place, and
-        // `sched_setaffinity` only reads `size_of` bytes of it; pid 0 is the calling thread.
+        // SAFETY: INV-SYS-4: `set` is a live local that `CPU_ZERO`/`CPU_SET` fill in place,
+        // and `sched_setaffinity` (pid 0: this thread) only reads `size_of` bytes of it.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_ZERO(&mut set);
