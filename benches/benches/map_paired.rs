@@ -12,14 +12,14 @@
 //! report gives, per workload, the quartiles over the rounds of each `TMap`'s time per
 //! operation divided by the other map's in the same round: a slow phase of the host slows
 //! both sides of a round alike. Not always alike, though: the host moves a written cache
-//! line between its two CPUs in 25-35 ns in some phases and 200-240 ns in others, which
+//! line between its two CPUs in 23-35 ns in some phases and 200-240 ns in others, which
 //! slows every map whose threads share written lines, each by its own amount (the locked
 //! map's readers share its lock word; `TMap`'s readers share the buckets that the other
 //! thread's writes just copied). Each row ends with that handoff time, measured before every
 //! round (median over the rounds), and with the share of the time the maps' threads waited
-//! for a CPU that other load held: then the two threads of a lock-free map share one CPU,
-//! while the locked map's stop bouncing its lock word, and the row says more about the load
-//! than about the maps.
+//! for a CPU that other load held (over the row, and the worst map's round): under such load
+//! the two threads of a lock-free map share one CPU while the locked map's stop bouncing its
+//! lock word, and the row says more about the load than about the maps.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,15 +34,10 @@ use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
 /// Operations per second of all `threads` together on `map`, over `ms` milliseconds, with
-/// `reads_per_10` of every 10 operations lookups and the others overwrites. The threads' CPU
-/// time goes to `cpu`.
-fn throughput<M: Map>(
-    map: &M,
-    threads: usize,
-    reads_per_10: u64,
-    ms: u64,
-    cpu: &Mutex<CpuTime>,
-) -> f64 {
+/// `reads_per_10` of every 10 operations lookups and the others overwrites; and the threads'
+/// time on and waiting for a CPU.
+fn throughput<M: Map>(map: &M, threads: usize, reads_per_10: u64, ms: u64) -> (f64, CpuTime) {
+    let cpu = Mutex::new(CpuTime::default());
     let done = AtomicU64::new(0);
     let start = Instant::now();
     let deadline = start + Duration::from_millis(ms);
@@ -51,11 +46,10 @@ fn throughput<M: Map>(
     // throughput of every map on this host (a VM), one that spins takes a core.
     thread::scope(|s| {
         for t in 0..threads {
-            let done = &done;
+            let (done, cpu) = (&done, &cpu);
             s.spawn(move || {
                 let mut rng = XorShift::for_thread(t);
                 let mut n = 0;
-                let before = CpuTime::this_thread();
                 while Instant::now() < deadline {
                     for _ in 0..64 {
                         map.random_op(&mut rng, reads_per_10);
@@ -63,14 +57,17 @@ fn throughput<M: Map>(
                     n += 64;
                 }
                 done.fetch_add(n, Ordering::Relaxed);
-                let spent = CpuTime::this_thread().since(&before);
+                // A thread of this round's own: its totals, waiting to start included, are
+                // the round's.
+                let spent = CpuTime::this_thread();
                 let mut total = cpu.lock();
                 total.ran_ns += spent.ran_ns;
                 total.waited_ns += spent.waited_ns;
             });
         }
     });
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    let ops_per_s = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    (ops_per_s, cpu.into_inner())
 }
 
 /// The first, second and third quartiles of `v`.
@@ -93,12 +90,14 @@ fn main() {
          a TMap's time per operation over the other map's in the same round (quartiles).\n\
          TMap: one `atomically` per operation; get_atomic: lookups through `TMap::get_atomic`.\n\
          line ns: the median time for one thread to see another's store before each round \
-         (`sched::cache_line_handoff_ns`): 25-35 ns or 200-240 ns on the development host.\n\
-         wait%: the share of the maps' threads' runnable time spent waiting for a CPU taken by \
-         other load (over all rounds of the row); above a few %, the row is not comparable."
+         (`sched::cache_line_handoff_ns`): 23-35 ns or 200-240 ns on the development host.\n\
+         wait%: the share of the maps' threads' runnable time spent waiting for a CPU taken \
+         by other load, over the row (on the development host, 0-4% with nothing else \
+         running, 39-46% beside one busy loop); worst: the largest share in one map's round \
+         (11-22% on 2 threads with nothing else running)."
     );
     println!(
-        "{:<8} {:>3} {:>9} {:>9} {:>9} {:>9} | {:>16} {:>16} {:>16} {:>16} | {:>7} {:>5}",
+        "{:<8} {:>3} {:>9} {:>9} {:>9} {:>9} | {:>16} {:>16} {:>16} {:>16} | {:>7} {:>5} {:>5}",
         "mix",
         "thr",
         "TMap M/s",
@@ -110,33 +109,44 @@ fn main() {
         "get_at / RwLock",
         "get_at / dashmap",
         "line ns",
-        "wait%"
+        "wait%",
+        "worst"
     );
     for (mix, reads) in [("ro", 10), ("r90w10", 9), ("r50w50", 5)] {
         for threads in [1, 2] {
             // Throughputs of TMap, get_atomic, RwLock and dashmap, round by round.
             let mut rows: Vec<[f64; 4]> = Vec::with_capacity(rounds);
             let mut handoffs = Vec::with_capacity(rounds);
-            let cpu = Mutex::new(CpuTime::default());
+            // The threads' CPU time over the row, and the largest share of waiting for a CPU
+            // in one map's round.
+            let (mut cpu, mut worst) = (CpuTime::default(), 0.0_f64);
             for _ in 0..rounds {
                 handoffs.push(cache_line_handoff_ns(3));
-                rows.push([
-                    throughput(&tmap, threads, reads, ms, &cpu),
-                    throughput(&get_atomic, threads, reads, ms, &cpu),
-                    throughput(&rwlock, threads, reads, ms, &cpu),
-                    throughput(&dashmap, threads, reads, ms, &cpu),
-                ]);
+                let runs = [
+                    throughput(&tmap, threads, reads, ms),
+                    throughput(&get_atomic, threads, reads, ms),
+                    throughput(&rwlock, threads, reads, ms),
+                    throughput(&dashmap, threads, reads, ms),
+                ];
+                for (_, spent) in runs {
+                    cpu.ran_ns += spent.ran_ns;
+                    cpu.waited_ns += spent.waited_ns;
+                    worst = worst.max(100.0 * spent.wait_fraction());
+                }
+                rows.push(runs.map(|(ops_per_s, _)| ops_per_s));
             }
-            let waited = 100.0 * cpu.lock().wait_fraction();
             let median = |i: usize| quartiles(rows.iter().map(|r| r[i] / 1e6).collect())[1];
             // Time of `ours` over time of `other`: the other's throughput over ours.
             let ratio = |ours: usize, other: usize| {
                 let q = quartiles(rows.iter().map(|r| r[other] / r[ours]).collect());
                 q.map(|x| format!("{x:.2}")).join(" ")
             };
-            let handoff = quartiles(handoffs)[1];
+            let waited = 100.0 * cpu.wait_fraction();
+            // NaN where the probe could not pin its threads.
+            handoffs.retain(|h| !h.is_nan());
+            let handoff = if handoffs.is_empty() { f64::NAN } else { quartiles(handoffs)[1] };
             println!(
-                "{mix:<8} {threads:>3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} | {:>16} {:>16} {:>16} {:>16} | {handoff:>7.0} {waited:>5.1}",
+                "{mix:<8} {threads:>3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} | {:>16} {:>16} {:>16} {:>16} | {handoff:>7.0} {waited:>5.1} {worst:>5.1}",
                 median(0),
                 median(1),
                 median(2),
