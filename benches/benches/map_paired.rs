@@ -59,10 +59,7 @@ fn throughput<M: Map>(map: &M, threads: usize, reads_per_10: u64, ms: u64) -> (f
                 done.fetch_add(n, Ordering::Relaxed);
                 // A thread of this round's own: its totals, waiting to start included, are
                 // the round's.
-                let spent = CpuTime::this_thread();
-                let mut total = cpu.lock();
-                total.ran_ns += spent.ran_ns;
-                total.waited_ns += spent.waited_ns;
+                cpu.lock().add(CpuTime::this_thread());
             });
         }
     });
@@ -129,8 +126,7 @@ fn main() {
                     throughput(&dashmap, threads, reads, ms),
                 ];
                 for (_, spent) in runs {
-                    cpu.ran_ns += spent.ran_ns;
-                    cpu.waited_ns += spent.waited_ns;
+                    cpu.add(spent);
                     worst = worst.max(100.0 * spent.wait_fraction());
                 }
                 rows.push(runs.map(|(ops_per_s, _)| ops_per_s));

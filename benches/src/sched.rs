@@ -48,6 +48,12 @@ impl CpuTime {
         }
     }
 
+    /// Adds `other`'s times to these (another thread's, say).
+    pub fn add(&mut self, other: CpuTime) {
+        self.ran_ns += other.ran_ns;
+        self.waited_ns += other.waited_ns;
+    }
+
     /// The fraction of runnable time spent waiting for a CPU (0 when nothing was measured).
     pub fn wait_fraction(&self) -> f64 {
         let total = self.ran_ns + self.waited_ns;
